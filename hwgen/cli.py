@@ -152,6 +152,9 @@ def _print_report(graph, path: Path, report, per_layer: bool) -> None:
         console.print(st)
 
 
+from hwgen import commands  # noqa: E402,F401  (registers the other subcommands on `main`)
+
+
 def run() -> None:
     """Entry point with one-line errors."""
     try:

@@ -28,6 +28,7 @@ OS = list(Overflow)
 ALL_MODES = [(q, o) for q in QS for o in OS]
 # left shifts / equal frac never round: the rounding mode cannot matter, so fewer combinations suffice
 OVF_MODES = [(q, o) for q in (Rounding.TRN, Rounding.RND_CONV) for o in OS]
+# wide (random-valued) formats: the mode logic itself is covered exhaustively on the small formats
 SOME_MODES = [(q, Overflow.SAT) for q in QS] + [(Rounding.RND, o) for o in OS if o is not Overflow.SAT]
 
 # ((W2, I2, S2) source, (W, I, S) target, modes); frac = W - I.  Sources up to 12 bits are exhaustive.
@@ -41,10 +42,10 @@ CAST_PAIRS = [
     ((12, 12, True), (3, 13, False), ALL_MODES),  # shift 10 into I > W unsigned
     ((11, 5, False), (7, 3, False), ALL_MODES),  # unsigned -> unsigned
     ((16, 4, True), (2, 2, True), ALL_MODES),  # 2-bit signed (SAT_SYM range [-1, 1])
-    ((40, 20, True), (16, 4, True), ALL_MODES),  # > 32-bit source
-    ((64, 10, True), (64, 40, True), ALL_MODES),  # 64-bit both
+    ((40, 20, True), (16, 4, True), SOME_MODES),  # > 32-bit source
+    ((64, 10, True), (64, 40, True), SOME_MODES),  # 64-bit both
     ((64, 0, True), (8, 8, True), ALL_MODES),  # right shift by the whole width (x = -2**63 is a tie)
-    ((48, 30, True), (64, 70, True), ALL_MODES),  # I > W on a 64-bit target
+    ((48, 30, True), (64, 70, True), SOME_MODES),  # I > W on a 64-bit target
     ((9, 3, True), (1, 0, False), SOME_MODES),  # 1-bit unsigned target
     ((32, 32, False), (20, 10, False), SOME_MODES),
     ((7, 7, True), (4, 2, True), OVF_MODES),  # left shift 2 with overflow
@@ -340,3 +341,17 @@ def test_gxx_runs_with_args_and_cache(tmp_path):
     expect = int(nm.requantize(np.array([1000]), 1 << 30, 33, 1, 8, True)[0])
     assert r1.stdout.split() == ["3", "-56", str(expect)]
     assert r2.stdout.split()[0] == "2"
+
+
+def test_gxx_cache_follows_included_headers(tmp_path, monkeypatch):
+    monkeypatch.setenv("HWGEN_GXX_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "src").mkdir()
+    main = tmp_path / "src" / "main.cpp"
+    main.write_text('#include <cstdio>\n#include "val.h"\nint main() { std::printf("%d\\n", VAL); }\n')
+    (tmp_path / "src" / "val.h").write_text("#define VAL 1\n")
+    assert gxx.compile_and_run([main], tmp_path / "run").stdout.strip() == "1"
+    (tmp_path / "src" / "val.h").write_text("#define VAL 2\n")  # header change must invalidate the cache
+    assert gxx.compile_and_run([main], tmp_path / "run").stdout.strip() == "2"
+    assert len(list((tmp_path / "cache").glob("prog_*"))) == 2
+    assert gxx.compile_and_run([main], tmp_path / "run2").stdout.strip() == "2"  # cache hit
+    assert len(list((tmp_path / "cache").glob("prog_*"))) == 2

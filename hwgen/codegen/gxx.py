@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -45,6 +47,16 @@ def cache_dir() -> Path:
 
 
 @functools.lru_cache(maxsize=None)
+def _ap_types_id() -> str:
+    d = ap_types_dir()
+    try:
+        ver = importlib.metadata.version("hls4ml")
+    except importlib.metadata.PackageNotFoundError:
+        ver = "?"
+    return f"{d}\nhls4ml {ver}"
+
+
+@functools.lru_cache(maxsize=None)
 def _compiler_id(cxx: str) -> str:
     exe = shutil.which(cxx)
     if exe is None:
@@ -53,17 +65,29 @@ def _compiler_id(cxx: str) -> str:
     return exe + "\n" + out.stdout
 
 
-def _headers_digest(dirs: Iterable[Path]) -> str:
-    """Hash of every header in the include dirs hwgen owns (so editing a kernel invalidates the cache)."""
-    h = hashlib.sha256()
-    for d in dirs:
-        if not d.is_dir():
+_INCLUDE_RE = re.compile(r'^\s*#\s*include\s*[<"]([^">]+)[">]', re.MULTILINE)
+
+
+def _include_closure(files: Iterable[Path], dirs: Sequence[Path]) -> list[Path]:
+    """Headers reachable through #include from ``files``, looked up in the including file's directory and
+    then ``dirs`` (only hwgen-controlled dirs; system and ap_types headers are not followed)."""
+    seen: dict[Path, None] = {}
+    todo = [Path(f) for f in files]
+    while todo:
+        f = todo.pop()
+        try:
+            text = f.read_text(errors="replace")
+        except OSError:
             continue
-        for p in sorted(d.rglob("*")):
-            if p.is_file() and p.suffix in (".h", ".hpp", ".inc"):
-                h.update(str(p.relative_to(d)).encode())
-                h.update(p.read_bytes())
-    return h.hexdigest()
+        for name in _INCLUDE_RE.findall(text):
+            for d in (f.parent, *dirs):
+                cand = (d / name).resolve()
+                if cand.is_file():
+                    if cand not in seen:
+                        seen[cand] = None
+                        todo.append(cand)
+                    break
+    return sorted(seen)
 
 
 def _run_compiler(cmd: list[str]) -> None:
@@ -107,8 +131,8 @@ def compile_and_run(
     ``sources`` is either {file name: text} (written into ``workdir``; .cpp/.cc files are compiled, the rest
     are headers) or a list of existing paths.  Include path: ``include_dirs``, ``workdir``, the hwgen
     kernels dir, the ap_types dir.  Several translation units are compiled in parallel (``jobs``, default
-    the CPU count) and then linked.  With ``cache`` the binary is reused when the sources, the headers in
-    ``workdir`` and the kernels dir, the flags and the compiler are unchanged.  Raises RuntimeError with the
+    the CPU count) and then linked.  With ``cache`` the binary (in :func:`cache_dir`) is reused when the sources,
+    the headers they include from hwgen's dirs, the flags and the compiler are unchanged.  Raises RuntimeError with the
     tail of the compiler's stderr if compilation fails; the run's result (stdout/stderr as text, return
     code) is returned as is.
     """
@@ -131,17 +155,19 @@ def compile_and_run(
     incs = [Path(d).resolve() for d in include_dirs] + [workdir, kernels_dir(), ap_types_dir()]
     flags = [CXX_STD, opt, *extra_flags] + [f"-I{d}" for d in incs]
 
-    # Cache key: compiler, flags (the workdir path itself left out so temporary workdirs still hit the
-    # cache; what matters is the content of the headers found there), sources, and every header in the
-    # directories hwgen controls (workdir, kernels dir, extra include dirs, the sources' own dirs).
+    # Cache key: compiler, ap_types version, flags (the workdir path itself left out so temporary workdirs
+    # still hit the cache), the sources, and every header they reach through #include in the directories
+    # hwgen controls (workdir, kernels dir, extra include dirs), by content.
     h = hashlib.sha256()
     h.update(_compiler_id(cxx).encode())
+    h.update(_ap_types_id().encode())
     h.update("\0".join(f.replace(str(workdir), "<workdir>") for f in flags).encode())
     for p in sorted(paths):
         h.update(p.name.encode())
         h.update(p.read_bytes())
-    hdr_dirs = dict.fromkeys([workdir, kernels_dir(), *incs[:-3], *(p.parent for p in paths)])
-    h.update(_headers_digest(list(hdr_dirs)).encode())
+    for hdr in _include_closure(paths, incs[:-1]):
+        h.update(hdr.name.encode())
+        h.update(hdr.read_bytes())
     key = h.hexdigest()[:32]
 
     bdir = cache_dir() if cache else workdir / ".gxx_build"

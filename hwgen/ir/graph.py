@@ -216,11 +216,16 @@ class Graph:
         return "\n".join(lines)
 
     def summary(self) -> dict:
+        """Op counts and parameters, subgraphs (MoE gate and experts) included."""
         ops: dict[str, int] = {}
-        for n in self.nodes:
+        consts: dict[str, int] = {}
+        for g, n in walk(self):
             ops[n.op] = ops.get(n.op, 0) + 1
-        params = sum(t.size for t in self.tensors.values() if t.is_const)
-        return {"nodes": len(self.nodes), "ops": ops, "parameters": params}
+            for i in n.inputs:
+                t = g.tensors.get(i) if i else None
+                if t is not None and t.is_const:
+                    consts[t.name] = t.size
+        return {"nodes": sum(ops.values()), "ops": ops, "parameters": int(sum(consts.values()))}
 
 
 _IDENT = re.compile(r"[^A-Za-z0-9_]")

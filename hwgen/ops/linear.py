@@ -78,12 +78,53 @@ class Linear(OpDef):
         return {"weight": weight, "bias": bias, "m0": m0, "shift": shift, "x_zero_point": int(x.zero_point),
                 "acc_bits": max(int(acc_bound).bit_length() + 1, 2), "in_features": k, "out_features": n}
 
+    def emit(self, graph: Graph, node: Node, ctx) -> None:
+        """hwgen::linear<cfg>(x, y, w, b, m0, shift) (templates/kernels/linear.h); W off chip when streaming."""
+        from hwgen.codegen.context import int_ctype
+
+        p = self.params(graph, node)
+        n_rows = int(np.prod(graph.shape(node.inputs[0])[:-1], dtype=np.int64))
+        cfg = ctx.config(node.name, linear_config_fields(graph, node, ctx, p, n_rows))
+        n = p["out_features"]
+        ctx.include("linear.h")
+        w = ctx.weights(f"w_{node.name}", p["weight"], int_ctype(p["weight"]))
+        b = ctx.array(f"b_{node.name}", p["bias"], int_ctype(p["bias"]))
+        m0 = ctx.array(f"m0_{node.name}", np.broadcast_to(p["m0"], (n,)), "ap_uint<32>")
+        sh = ctx.array(f"sh_{node.name}", np.broadcast_to(p["shift"], (n,)), int_ctype(p["shift"]))
+        ctx.call(f"hwgen::linear<hwgen_cfg::{cfg}>({ctx.tensor(node.inputs[0])}, {ctx.tensor(node.outputs[0])}, "
+                 f"{w}, {b}, {m0}, {sh});", node)
+
     def simulate(self, graph: Graph, node: Node, inputs: list[np.ndarray], stats: SimStats) -> list[np.ndarray]:
         p = self.params(graph, node)
         x = np.asarray(inputs[0], dtype=np.int64) - p["x_zero_point"]
         acc = numerics.matmul_int(x, p["weight"]) + p["bias"]
         y = graph.tensors[node.outputs[0]].qtype
         return [common.apply_requant(acc, p["m0"], p["shift"], y, stats, node.outputs[0])]
+
+
+def linear_schedule(graph: Graph, node: Node, ctx, n_rows: int, k: int, n: int) -> tuple[int, int, int]:
+    """(tile_in, tile_out, lanes) from the Design; the unrolled regime makes everything parallel."""
+    if ctx.design.regime == "unrolled":
+        return k, n, n_rows
+    knobs = ctx.design.knobs_for(node.name, "linear")
+    return min(knobs.tile_in, k), min(knobs.tile_out, n), min(knobs.lanes, n_rows)
+
+
+def linear_config_fields(graph: Graph, node: Node, ctx, p: dict, n_rows: int) -> list[str]:
+    from hwgen.codegen.context import int_ctype
+
+    x = graph.tensors[node.inputs[0]].qtype
+    y = graph.tensors[node.outputs[0]].qtype
+    k, n = p["in_features"], p["out_features"]
+    tile_in, tile_out, lanes = linear_schedule(graph, node, ctx, n_rows, k, n)
+    return [f"typedef {x.c_type()} in_t;", f"typedef {int_ctype(p['weight'])} weight_t;",
+            f"typedef {int_ctype(p['bias'])} bias_t;", f"typedef ap_int<{p['acc_bits']}> accum_t;",
+            "typedef ap_uint<32> mult_t;", f"typedef {int_ctype(p['shift'])} shift_t;", f"typedef {y.c_type()} out_t;",
+            f"static const int n_rows = {n_rows};", f"static const int n_in = {k};", f"static const int n_out = {n};",
+            f"static const int tile_in = {tile_in};", f"static const int tile_out = {tile_out};",
+            f"static const int n_lanes = {lanes};", f"static const long long x_zero_point = {p['x_zero_point']};",
+            f"static const long long out_zero_point = {int(y.zero_point)};",
+            f"static const ap_q_mode rounding = {y.rounding.value};", f"static const ap_o_mode overflow = {y.overflow.value};"]
 
 
 def _transpose_const(graph: Graph, name: str) -> str:

@@ -11,6 +11,31 @@ from hwgen.ops import common
 from hwgen.ops.base import OpDef, SimStats, batch_axis, register
 
 
+def _strides(shape) -> list[int]:
+    out, acc = [], 1
+    for d in reversed(list(shape)):
+        out.append(acc)
+        acc *= int(d)
+    return out[::-1]
+
+
+def emit_strided(graph: Graph, node: Node, ctx, out_name: str, out_dims, src_strides, base: int) -> None:
+    """One strided_copy call: out[o] = in[base + sum idx_a * src_strides[a]] over out_dims (movement.h)."""
+    dims, strides = list(out_dims) or [1], list(src_strides) or [0]
+    if len(dims) > 6:
+        raise OpDef().unsupported(node, "data movement on tensors of rank above 6")
+    dims, strides = dims + [1] * (6 - len(dims)), strides + [0] * (6 - len(strides))
+    t_in, t_out = graph.tensors[node.inputs[0]], graph.tensors[out_name]
+    ctx.include("movement.h")
+    cfg = ctx.config(node.name, [
+        f"typedef {t_in.qtype.c_type()} in_t;", f"typedef {t_out.qtype.c_type()} out_t;",
+        f"static const int rank = {max(len(out_dims), 1)};", f"static const int n_out = {max(t_out.size, 1)};",
+        "static const int out_dims[6];", "static const int src_stride[6];", f"static const int src_base = {base};"])
+    ctx.decls.append(f"const int {cfg}::out_dims[6] = {{{', '.join(map(str, dims))}}};")
+    ctx.decls.append(f"const int {cfg}::src_stride[6] = {{{', '.join(map(str, strides))}}};")
+    ctx.call(f"hwgen::strided_copy<hwgen_cfg::{cfg}>({ctx.tensor(node.inputs[0])}, {ctx.tensor(out_name)});", node)
+
+
 class _Movement(OpDef):
     data_movement = True
 
@@ -35,6 +60,9 @@ class Reshape(_Movement):
         x = inputs[0]
         return [x.reshape((x.shape[0],) + tuple(graph.shape(node.outputs[0])))]
 
+    def emit(self, graph: Graph, node: Node, ctx) -> None:
+        ctx.alias(node.outputs[0], node.inputs[0])  # a view: same buffer, no hardware
+
 
 @register
 class Transpose(_Movement):
@@ -45,6 +73,11 @@ class Transpose(_Movement):
         rank = len(graph.shape(node.inputs[0]))
         perm = list(node.attrs.get("perm", list(range(rank))[::-1]))
         node.op, node.attrs = self.name, {"perm": perm}
+
+    def emit(self, graph: Graph, node: Node, ctx) -> None:
+        shape, perm = graph.shape(node.inputs[0]), node.attrs["perm"]
+        strides = _strides(shape)
+        emit_strided(graph, node, ctx, node.outputs[0], [shape[p] for p in perm], [strides[p] for p in perm], 0)
 
     def simulate(self, graph, node, inputs, stats):
         perm = [0] + [p + 1 for p in node.attrs["perm"]]
@@ -73,6 +106,16 @@ class Slice(_Movement):
         node.op, node.inputs = self.name, node.inputs[:1]
         node.attrs = {"index": [(sl.start, sl.stop, sl.step) for sl in index]}
 
+    def emit(self, graph: Graph, node: Node, ctx) -> None:
+        shape = graph.shape(node.inputs[0])
+        strides, dims, src, base = _strides(shape), [], [], 0
+        for a, t in enumerate(node.attrs["index"]):
+            start, stop, step = slice(*t).indices(shape[a])
+            dims.append(len(range(start, stop, step)))
+            src.append(strides[a] * step)
+            base += start * strides[a]
+        emit_strided(graph, node, ctx, node.outputs[0], dims, src, base)
+
     def simulate(self, graph, node, inputs, stats):
         index = (slice(None),) + tuple(slice(*t) for t in node.attrs["index"])
         return [np.ascontiguousarray(inputs[0][index])]
@@ -95,6 +138,23 @@ class Gather(_Movement):
             raise self.unsupported(node, "Gather index out of range")
         node.op, node.inputs = self.name, node.inputs[:1]
         node.attrs = {"axis": axis, "indices": np.where(idx < 0, idx + shape[axis], idx)}
+
+    def emit(self, graph: Graph, node: Node, ctx) -> None:
+        shape, axis = graph.shape(node.inputs[0]), node.attrs["axis"]
+        idx = np.asarray(node.attrs["indices"])
+        strides = _strides(shape)
+        if idx.ndim == 0:
+            dims = [d for a, d in enumerate(shape) if a != axis]
+            src = [s for a, s in enumerate(strides) if a != axis]
+            base = int(idx) * strides[axis]
+        elif idx.ndim == 1 and (idx.size == 1 or len(set(np.diff(idx).tolist())) == 1):
+            step = int(idx[1] - idx[0]) if idx.size > 1 else 0
+            dims, src = list(shape), list(strides)
+            dims[axis], src[axis] = int(idx.size), strides[axis] * step
+            base = int(idx[0]) * strides[axis]
+        else:
+            raise self.unsupported(node, "Gather with irregular or multi-dimensional indices")
+        emit_strided(graph, node, ctx, node.outputs[0], dims, src, base)
 
     def simulate(self, graph, node, inputs, stats):
         return [np.take(inputs[0], node.attrs["indices"], axis=node.attrs["axis"] + 1)]
@@ -119,6 +179,30 @@ class Concat(_Movement):
         for i in node.inputs:
             if graph.tensors[i].qtype.per_channel:
                 raise self.unsupported(node, "concatenating tensors with per-channel scales")
+
+    def emit(self, graph: Graph, node: Node, ctx) -> None:
+        out_t = graph.tensors[node.outputs[0]]
+        axis = node.attrs["axis"]
+        n_outer = int(np.prod(out_t.shape[:axis], dtype=np.int64))
+        out_inner = int(np.prod(out_t.shape[axis:], dtype=np.int64))
+        offset = 0
+        ctx.include("requant.h")
+        for name in node.inputs:
+            t = graph.tensors[name]
+            in_inner = int(np.prod(t.shape[axis:], dtype=np.int64))
+            convert = not t.qtype.same_as(out_t.qtype)
+            m0, shift = common.requant_params(float(t.qtype.scale), out_t.qtype) if convert else (1 << 30, 30)
+            cfg = ctx.config(node.name, [
+                f"typedef {t.qtype.c_type()} in_t;", f"typedef {out_t.qtype.c_type()} out_t;", "typedef ap_uint<32> mult_t;",
+                f"static const int n_outer = {n_outer};", f"static const int in_inner = {in_inner};",
+                f"static const int out_inner = {out_inner};", f"static const int offset = {offset};",
+                f"static const bool convert = {'true' if convert else 'false'};",
+                f"static const long long in_zero_point = {int(t.qtype.zero_point)};", f"static const long long m0 = {int(m0)};",
+                f"static const long long out_zero_point = {int(out_t.qtype.zero_point)};", f"static const int shift = {int(shift)};",
+                f"static const ap_q_mode rounding = {out_t.qtype.rounding.value};",
+                f"static const ap_o_mode overflow = {out_t.qtype.overflow.value};"])
+            ctx.call(f"hwgen::concat_part<hwgen_cfg::{cfg}>({ctx.tensor(name)}, {ctx.tensor(node.outputs[0])});", node)
+            offset += in_inner
 
     def simulate(self, graph, node, inputs, stats):
         out = graph.tensors[node.outputs[0]].qtype
@@ -145,6 +229,15 @@ class Split(_Movement):
         axis = axis + len(shape) if axis < 0 else axis
         sizes = [graph.shape(o)[axis] for o in node.outputs]
         node.op, node.inputs, node.attrs = self.name, node.inputs[:1], {"axis": axis, "sizes": sizes}
+
+    def emit(self, graph: Graph, node: Node, ctx) -> None:
+        shape, axis = graph.shape(node.inputs[0]), node.attrs["axis"]
+        strides, start = _strides(shape), 0
+        for out, size in zip(node.outputs, node.attrs["sizes"]):
+            dims = list(shape)
+            dims[axis] = size
+            emit_strided(graph, node, ctx, out, dims, strides, start * strides[axis])
+            start += size
 
     def simulate(self, graph, node, inputs, stats):
         cuts = np.cumsum(node.attrs["sizes"])[:-1]

@@ -167,12 +167,12 @@ template <int W, int I, ap_q_mode Q, ap_o_mode O, int N> struct elem<ap_ufixed<W
     return x;
   }
 };
-#define HWGEN_ELEM_NATIVE(T, W, S)                         \\
-  template <> struct elem<T> {                              \\
-    static const int bits = W;                              \\
-    static const bool is_signed = S;                        \\
-    static i64 raw(const T& x) { return (i64)x; }           \\
-    static T make(i64 v) { return (T)v; }                   \\
+#define HWGEN_ELEM_NATIVE(T, W, S)                         \
+  template <> struct elem<T> {                              \
+    static const int bits = W;                              \
+    static const bool is_signed = S;                        \
+    static i64 raw(const T& x) { return (i64)x; }           \
+    static T make(i64 v) { return (T)v; }                   \
   };
 HWGEN_ELEM_NATIVE(signed char, 8, true)
 HWGEN_ELEM_NATIVE(unsigned char, 8, false)

@@ -17,12 +17,14 @@
 namespace hwgen {
 
 // acc * m0 at its exact width (ACC_T, M_T ap_int / ap_uint), rounded by `shift`, plus zp, fitted into
-// OUT_T.  The product never leaves 64 bits: hwgen sizes acc and m0 so (Python raises otherwise).
+// OUT_T.
 template <class OUT_T, ap_q_mode Q, ap_o_mode O, class ACC_T, class M_T>
 inline OUT_T requant_out(const ACC_T& acc, const M_T& m0, int shift, i64 zp) {
 #pragma HLS INLINE
-  static const int PW = elem<ACC_T>::bits + elem<M_T>::bits + 1;
-  static_assert(PW <= 65, "requantisation product wider than 64 bits");
+  // signed x signed or signed x unsigned: A + M bits hold any product of the types; unsigned x unsigned
+  // needs one more.  Capped at 64: the *values* always fit (m0 < 2^31 and |acc * m0| < 2^62 are checked
+  // by common.apply_requant), even when a type is wider than its values (e.g. mult_t = ap_uint<32>).
+  static const int PW = elem<ACC_T>::bits + elem<M_T>::bits + ((elem<ACC_T>::is_signed || elem<M_T>::is_signed) ? 0 : 1);
   typedef ap_int<(PW > 64 ? 64 : PW)> prod_t;
   const prod_t p = (prod_t)acc * (prod_t)m0;
   const i64 r = shift_round<Q>((i64)p.to_int64(), shift) + zp;
@@ -37,6 +39,24 @@ inline OUT_T sum_out(const ACC_T& acc, int shift, i64 zp) {
   return from_raw<OUT_T>(overflow<elem<OUT_T>::bits, elem<OUT_T>::is_signed, O>(r));
 }
 
+// ---- broadcasting while walking an output in order ----
+// The output is viewed as [outer][SIZE][INNER] and the operand as [SIZE] (broadcast over outer and
+// inner): operand index = (i / INNER) % SIZE, kept with two counters instead of a divider.  Same shape as
+// the output: INNER = 1, SIZE = n; a bias [C] over [T][C]: INNER = 1, SIZE = C; a column [T][1] over [T][C]:
+// INNER = C, SIZE = T; a scalar: SIZE = 1.
+template <int INNER, int SIZE>
+struct bcast_iter {
+  int rep, idx;
+  bcast_iter() : rep(0), idx(0) {}
+  int get() const { return idx; }
+  void step() {
+    if (++rep == INNER) {
+      rep = 0;
+      if (++idx == SIZE) idx = 0;
+    }
+  }
+};
+
 // ---- requant: y = requantise(x - in_zero_point) elementwise (ops/quantize.py, integer / fixed source) ----
 // struct config {
 //   typedef ... in_t; typedef ... out_t;          // element types (ap_int / ap_uint / ap_fixed / ap_ufixed)
@@ -45,7 +65,6 @@ inline OUT_T sum_out(const ACC_T& acc, int shift, i64 zp) {
 //   static const long long in_zero_point, m0, out_zero_point;
 //   static const int shift;
 //   static const ap_q_mode rounding; static const ap_o_mode overflow;   // the output type's modes
-//   static const int par;                          // elements per cycle (unroll factor), divides n_elem
 // };
 template <class CONFIG_T>
 void requant(const typename CONFIG_T::in_t x[CONFIG_T::n_elem], typename CONFIG_T::out_t y[CONFIG_T::n_elem]) {
@@ -56,7 +75,6 @@ void requant(const typename CONFIG_T::in_t x[CONFIG_T::n_elem], typename CONFIG_
 ELEM:
   for (int i = 0; i < CONFIG_T::n_elem; i++) {
 #pragma HLS PIPELINE II = 1
-#pragma HLS UNROLL factor = CONFIG_T::par
     const xc_t c = (xc_t)(raw(x[i]) - CONFIG_T::in_zero_point);
     y[i] = requant_out<typename CONFIG_T::out_t, CONFIG_T::rounding, CONFIG_T::overflow>(
         c, m0, CONFIG_T::shift, CONFIG_T::out_zero_point);

@@ -1,0 +1,220 @@
+"""Write a complete Vitis HLS project for a lowered graph and a Design.
+
+OUT/firmware (top function, config header, kernels, weights), OUT/tb (C testbench), OUT/vivado_scripts
+(TCL from the repository's vivado_scripts/ templates), OUT/hwgen_report.{json,md}, OUT/README.md. The
+project is staged inside OUT and moved into place at the end, so a failure leaves no partial project and
+nothing is written outside OUT. The same inputs give a byte-identical project."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from hwgen import __version__
+from hwgen.boards import get_board
+from hwgen.codegen.context import EmitContext
+from hwgen.design import Design
+from hwgen.errors import HwgenError
+from hwgen.ir import Graph, sanitize
+from hwgen.ops import get
+
+ROOT = Path(__file__).resolve().parents[2]
+KERNELS = ROOT / "templates" / "kernels"
+PROJECT_TEMPLATES = ROOT / "templates" / "project"
+TCL_TEMPLATES = ROOT / "vivado_scripts"
+MANIFEST = "hwgen_project.json"
+
+
+def top_name(graph: Graph, model_path: str | None) -> str:
+    stem = Path(model_path).name.split(".")[0] if model_path else graph.name
+    return "hwgen_" + sanitize(stem, "model")[:40]
+
+
+def host_inputs(graph: Graph) -> list[tuple[str, str]]:
+    """(graph input, tensor the accelerator receives): float inputs are quantised on the host."""
+    pairs = []
+    for name in graph.inputs:
+        t = graph.tensors[name]
+        target = name
+        if t.qtype.is_float:
+            qs = [n for n in graph.consumers(name) if n.op == "quantize"]
+            if len(qs) != 1 or len(graph.consumers(name)) != 1:
+                raise HwgenError(f"float input '{name}' must feed exactly one quantize node")
+            target = qs[0].outputs[0]
+        pairs.append((name, target))
+    return pairs
+
+
+def generate(graph: Graph, design: Design, model_path: str | None = None) -> dict:
+    """Everything the project holds, in memory: {relative path: bytes}."""
+    board = get_board(design.board)
+    part = design.part or board.part
+    clock = float(design.clock_mhz or board.clock_mhz)
+    top = top_name(graph, model_path)
+    ctx = EmitContext(graph, design)
+    ctx.used.update({top, "in0", "out0"})
+    inputs, outputs = [], []
+    host = host_inputs(graph)
+    for i, (_, tensor) in enumerate(host):
+        t = graph.tensors[tensor]
+        ctx.names[tensor] = f"in{i}"
+        inputs.append(_port(f"in{i}", t, i, "input"))
+    hosted = {tensor for _, tensor in host}
+    for node in graph.nodes:
+        if node.op == "quantize" and node.outputs[0] in hosted:
+            continue
+        op = get(node.op)
+        emit = getattr(op, "emit", None)
+        if emit is None:
+            raise HwgenError(f"no C++ kernel for op '{node.op}' yet", node=node.name, op=node.op)
+        emit(graph, node, ctx)
+        for o in node.outputs:
+            ctx.body.append(f'HWGEN_DUMP_TENSOR("{ctx.tensor(o)}", {ctx.tensor(o)}, {max(graph.tensors[o].size, 1)});')
+    for i, name in enumerate(graph.outputs):
+        t = graph.tensors[name]
+        outputs.append(_port(f"out{i}", t, i, "output"))
+        ctx.body.append(f"OUTPUT_{i}: for (int i = 0; i < {max(t.size, 1)}; i++) {{")
+        ctx.body.append("#pragma HLS PIPELINE II = 1")
+        ctx.body.append(f"  out{i}[i] = {ctx.tensor(name)}[i];")
+        ctx.body.append("}")
+    blobs = [_blob_view(b) for b in sorted(ctx.blobs.values(), key=lambda b: b.port)]
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(PROJECT_TEMPLATES), str(TCL_TEMPLATES)]),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    guard = top.upper() + "_H"
+    common = {"top": top, "version": __version__, "model_name": Path(model_path).name if model_path else graph.name,
+              "guard": guard, "inputs": inputs, "outputs": outputs, "blobs": blobs, "regime": design.regime,
+              "part": part, "clock": clock, "period_ns": f"{1000.0 / clock:.3f}", "design": design,
+              "summary": graph.summary(), "out_name": "OUT"}
+    kernels = sorted(p.name for p in KERNELS.glob("*.h"))
+    files: dict[str, bytes] = {}
+    files[f"firmware/{top}.h"] = env.get_template("top.h.j2").render(common).encode()
+    files[f"firmware/{top}.cpp"] = env.get_template("top.cpp.j2").render(
+        common, buffers=ctx.buffers, body=ctx.body,
+        io_interface="m_axi" if design.regime == "streaming" else "ap_memory").encode()
+    files["firmware/parameters.h"] = env.get_template("parameters.h.j2").render(
+        common, headers=sorted(ctx.headers), decls=ctx.decls).encode()
+    files["firmware/hwgen_dump.h"] = env.get_template("hwgen_dump.h.j2").render(common).encode()
+    for k in kernels:
+        files[f"firmware/kernels/{k}"] = (KERNELS / k).read_bytes()
+    for b, raw in zip(blobs, _blob_bytes(ctx)):
+        files[f"firmware/weights/{b['port']}.bin"] = raw
+    files[f"tb/{top}_test.cpp"] = env.get_template("testbench.cpp.j2").render(common).encode()
+    sources = [f"firmware/{top}.cpp"]
+    tb_sources = [f"tb/{top}_test.cpp"]
+    files["vivado_scripts/build_prj.tcl"] = env.get_template("build_prj.tcl.j2").render(
+        common, sources=sources, tb_sources=tb_sources).encode()
+    files["vivado_scripts/vivado_impl.tcl"] = env.get_template("vivado_impl.tcl.j2").render(common).encode()
+    report = _report(graph, design, board, part, clock, top, model_path, inputs, outputs, blobs)
+    files["hwgen_report.json"] = (json.dumps(report, indent=1, sort_keys=True) + "\n").encode()
+    files["hwgen_report.md"] = _report_md(report).encode()
+    files["README.md"] = env.get_template("README.md.j2").render(common).encode()
+    manifest = {"top": top, "inputs": [p["tensor"] for p in inputs], "outputs": [p["tensor"] for p in outputs],
+                "design": json.loads(design.to_json()), "model": "model.onnx",
+                "buffers": {ident: name for name, ident in sorted(ctx.names.items()) if not ident.startswith("hwgen_cfg::")}, "files": sorted(files) + [MANIFEST, "model.onnx"],
+                "hwgen": __version__}
+    files[MANIFEST] = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
+    return files
+
+
+def write_project(graph: Graph, design: Design, out: str | os.PathLike, model_path: str | None = None,
+                  model_bytes: bytes | None = None) -> Path:
+    """Generate and place the project in `out` atomically (staged inside `out`)."""
+    files = generate(graph, design, model_path)
+    if model_bytes is None and model_path:
+        model_bytes = Path(model_path).read_bytes()
+    if model_bytes is not None:
+        files["model.onnx"] = model_bytes
+    out = Path(out)
+    created = not out.exists()
+    if out.exists() and not out.is_dir():
+        raise HwgenError("output path exists and is not a directory", file=str(out))
+    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
+        raise HwgenError("output directory is not empty and is not an hwgen project; choose another -o",
+                         file=str(out))
+    out.mkdir(parents=True, exist_ok=True)
+    stage = out / f".hwgen-staging-{os.getpid()}"
+    try:
+        for rel, data in sorted(files.items()):
+            path = stage / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        for child in list(out.iterdir()):  # replace the previous project, keep nothing stale
+            if child != stage:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        for child in sorted(stage.iterdir()):
+            child.rename(out / child.name)
+        stage.rmdir()
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    return out
+
+
+def _port(arg: str, t, index: int, kind: str) -> dict:
+    return {"arg": arg, "typedef": f"{arg}_t", "ctype": t.qtype.c_type(), "size": max(t.size, 1),
+            "size_name": f"N_{arg.upper()}", "tensor": t.name, "shape": list(t.shape),
+            "comment": f"{kind} {index}: {t.qtype}, shape {list(t.shape)}".replace("\n", " ")}
+
+
+def _blob_view(b) -> dict:
+    cstorage = {"int8": "signed char", "int16": "short", "int32": "int", "int64": "long long"}[b.storage]
+    return {"port": b.port, "ctype": b.ctype, "size": b.size, "storage": b.storage, "cstorage": cstorage}
+
+
+def _blob_bytes(ctx: EmitContext) -> list[bytes]:
+    out = []
+    for b in sorted(ctx.blobs.values(), key=lambda b: b.port):
+        data = np.concatenate(b.chunks) if b.chunks else np.zeros(0, dtype=np.int64)
+        out.append(data.astype("<" + {"int8": "i1", "int16": "i2", "int32": "i4", "int64": "i8"}[b.storage]).tobytes())
+    return out
+
+
+def _report(graph, design, board, part, clock, top, model_path, inputs, outputs, blobs) -> dict:
+    from hwgen.ir.graph import walk
+
+    types = {}
+    for g, node in walk(graph):
+        for o in node.outputs:
+            types[o] = str(g.tensors[o].qtype)
+    report = {
+        "top": top, "model": Path(model_path).name if model_path else graph.name,
+        "model_sha256": hashlib.sha256(Path(model_path).read_bytes()).hexdigest() if model_path else None,
+        "format": graph.meta.get("format"), "summary": graph.summary(), "design": json.loads(design.to_json()),
+        "board": board.name, "part": part, "clock_mhz": clock,
+        "inputs": [{k: p[k] for k in ("tensor", "ctype", "shape")} for p in inputs],
+        "outputs": [{k: p[k] for k in ("tensor", "ctype", "shape")} for p in outputs],
+        "offchip_weights": {b["port"]: {"ctype": b["ctype"], "elements": b["size"]} for b in blobs},
+        "types": types,
+    }
+    try:
+        from hwgen.cost import estimate  # the cost model (issue 4), when present
+        report["estimate"] = estimate(graph, design, board).as_dict()
+    except Exception as exc:  # noqa: BLE001 - the report says why there is no estimate
+        report["estimate"] = {"unavailable": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    return report
+
+
+def _report_md(r: dict) -> str:
+    lines = [f"# {r['top']}", "", f"Model `{r['model']}` ({r['format']}), {r['summary']['nodes']} hardware ops, "
+             f"{r['summary']['parameters']:,} parameters.", "",
+             f"Board {r['board']} (`{r['part']}`), {r['clock_mhz']} MHz, {r['design']['regime']} regime.", "",
+             "## Ops", "", "| op | count |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in sorted(r["summary"]["ops"].items())]
+    lines += ["", "## Design", "", "```json", json.dumps(r["design"], indent=1, sort_keys=True), "```", ""]
+    est = r.get("estimate", {})
+    lines += ["## Estimate", ""]
+    if "unavailable" in est:
+        lines.append(f"No estimate: {est['unavailable']}")
+    else:
+        lines += ["```json", json.dumps(est, indent=1, sort_keys=True), "```"]
+    lines += ["", "## Numeric types", "", "| tensor | type |", "|---|---|"]
+    lines += [f"| `{k}` | `{v}` |" for k, v in list(r["types"].items())[:400]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,632 @@
+"""Nonlinear C++ kernels (softmax.h, layernorm.h, lut.h, moe.h, attention.h) == the ops' Python simulation,
+bit for bit.
+
+Every case builds a tiny hwgen graph (one op, or the attention chain matmul -> mul -> softmax -> matmul, or a
+moe node with its gate and expert subgraphs), simulates it, writes the kernel's config struct with the
+Python-built tables as `static const` member arrays, and runs the kernel through tests/kernel_harness.py.
+All cases are compiled into one program (built once per module, cached by content); each test item checks
+one case.  Shapes and types are random-ish but seeded (int8, uint8 with zero points, 16-bit fixed point,
+13/16-bit integers), and the knobs (lut `parallel`, attention `parallel` P) take several values.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hwgen import numerics, sim, tables
+from hwgen.ir import Graph, QType
+from hwgen.numerics import Overflow, Rounding
+from hwgen.ops import common, get
+from hwgen.ops.softmax import PROB_FRAC
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kernel_harness import KernelCase, Spec, c_bool, c_int, int_ctype, one_op_graph, random_codes, run_cases, simulate  # noqa: E402
+
+pytestmark = pytest.mark.cpp
+
+ROOT = Path(__file__).resolve().parents[1]
+ONNX = ROOT / "models" / "onnx"
+HEADERS = ["softmax.h", "layernorm.h", "lut.h", "moe.h", "attention.h"]
+
+
+# ------------------------------------------------------------------------------------- C++ spelling
+
+
+def _member_array(cfg: str, ctype: str, name: str, values) -> tuple[str, str]:
+    """(in-class declaration, out-of-class definition) of a `static const` member array."""
+    a = np.asarray(values, dtype=np.int64).reshape(-1)
+    n = max(a.size, 1)
+    body = ",".join(c_int(v) for v in a.tolist()) or "0"
+    qual = f"{cfg}::{ctype}" if ctype.endswith("_t") else ctype  # a member typedef needs qualifying outside
+    return (f"  static const {ctype} {name}[{n}];\n", f"const {qual} {cfg}::{name}[{n}] = {{{body}}};\n")
+
+
+def _modes(prefix: str, qt: QType) -> str:
+    return (f"  static const ap_q_mode {prefix}rounding = {qt.rounding.value};\n"
+            f"  static const ap_o_mode {prefix}overflow = {qt.overflow.value};\n")
+
+
+def _struct(name: str, fields: str, arrays: list[tuple[str, str]]) -> str:
+    return (f"struct {name} {{\n{fields}" + "".join(d for d, _ in arrays) + "};\n"
+            + "".join(d for _, d in arrays))
+
+
+def softmax_cfg(g: Graph, node, name: str, n_rows: int | None = None) -> str:
+    """softmax.h config for a softmax node (Softmax.params + the output requantisation)."""
+    p = get("softmax").params(g, node)
+    x, y = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+    row = p["row"]
+    n_rows = x.size // row if n_rows is None else n_rows
+    table = p["exp"]
+    m0, shift = common.requant_params(2.0**-PROB_FRAC, y.qtype)
+    fields = (f"  typedef {x.qtype.c_type()} in_t;\n  typedef {y.qtype.c_type()} out_t;\n"
+              f"  typedef {int_ctype(table.values, signed=False)} exp_t;\n"
+              f"  typedef {int_ctype([0, row << tables.EXP_FRAC], signed=False)} sum_t;\n"
+              f"  static const unsigned n_rows = {n_rows}, row = {row};\n"
+              f"  static const unsigned exp_entries = {len(table.values)};\n"
+              f"  static const int index_shift = {table.index_shift};\n"
+              f"  static const int recip_bits = {p['recip_bits']}, prob_frac = {PROB_FRAC};\n"
+              f"  static const long long out_m0 = {c_int(m0)}, out_zero_point = {c_int(y.qtype.zero_point)};\n"
+              f"  static const int out_shift = {int(shift)};\n" + _modes("", y.qtype))
+    return _struct(name, fields, [_member_array(name, "exp_t", "exp_table", table.values)])
+
+
+def layernorm_cfg(g: Graph, node, name: str) -> str:
+    """layernorm.h config: Layernorm.params, with common.sum_params' multipliers folded into the
+    per-channel gamma / beta constants."""
+    p = get("layernorm").params(g, node)
+    x, y = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+    n = p["n"]
+    g_codes, g_scale = p["gamma"]
+    scales = [g_scale * 2.0**-16] + ([p["beta"][1]] if p["beta"] is not None else [])
+    mults, shift = common.sum_params(scales, y.qtype)
+    gamma_mult = np.asarray(g_codes, dtype=np.int64) * np.broadcast_to(mults[0], (n,))
+    beta_term = (np.asarray(p["beta"][0], dtype=np.int64) * np.broadcast_to(mults[1], (n,))
+                 if p["beta"] is not None else np.zeros(n, dtype=np.int64))
+    rs = p["rsqrt"]
+    fields = (f"  typedef {x.qtype.c_type()} in_t;\n  typedef {y.qtype.c_type()} out_t;\n"
+              f"  typedef {int_ctype(rs.values, signed=False)} rsqrt_t;\n"
+              f"  static const unsigned n_rows = {x.size // n}, n = {n};\n"
+              f"  static const long long x_zero_point = {c_int(p['x_zero_point'])}, eps_int = {c_int(p['eps_int'])};\n"
+              f"  static const int rsqrt_index_bits = {rs.index_bits}, rsqrt_frac = {rs.frac}, norm_frac = 16;\n"
+              f"  static const int shift = {int(shift)};\n"
+              f"  static const long long out_zero_point = {c_int(y.qtype.zero_point)};\n" + _modes("", y.qtype))
+    return _struct(name, fields, [_member_array(name, "rsqrt_t", "rsqrt_table", rs.values),
+                                  _member_array(name, "long long", "gamma_mult", gamma_mult),
+                                  _member_array(name, "long long", "beta_term", beta_term)])
+
+
+def lut_cfg(g: Graph, node, name: str, parallel: int = 1, n_in: int | None = None) -> str:
+    p = get("lut").params(g, node)
+    x, y = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+    fields = (f"  typedef {x.qtype.c_type()} in_t;\n  typedef {y.qtype.c_type()} out_t;\n"
+              f"  typedef {int_ctype(p['table'])} table_t;\n"
+              f"  static const unsigned n_in = {x.size if n_in is None else n_in}, parallel = {parallel};\n"
+              f"  static const long long qmin = {c_int(p['qmin'])};\n"
+              f"  static const int shift = {p['shift']}, interp_frac = 8;\n"
+              f"  static const unsigned table_entries = {len(p['table'])};\n" + _modes("", y.qtype))
+    return _struct(name, fields, [_member_array(name, "table_t", "table", p["table"])])
+
+
+def _centered_bound(qt: QType) -> int:
+    zp = int(qt.zero_point)
+    return max(abs(qt.qmin - zp), abs(qt.qmax - zp))
+
+
+def _acc_type(bound: int) -> str:
+    return f"ap_int<{numerics.bits_for_range(-bound, bound)}>"
+
+
+def attention_cfg(g: Graph, mm1, mul, sm, mm2, name: str, parallel: int) -> str:
+    """attention.h config for the chain matmul(Q, K^T) -> [mul by a constant] -> softmax -> matmul(P, V)."""
+    t = g.tensors
+    q, kt = (t[i] for i in mm1.inputs)
+    s = t[mm1.outputs[0]]
+    v = t[mm2.inputs[1]]
+    o = t[mm2.outputs[0]]
+    p1, p2 = get("matmul").params(g, mm1), get("matmul").params(g, mm2)
+    heads = int(np.prod(q.shape[:-2], dtype=np.int64))
+    n_q, d = q.shape[-2:]
+    n_kv, dv = v.shape[-2:]
+    assert kt.shape[-2:] == (d, n_kv) and mm2.inputs[0] == sm.outputs[0]
+    fields = (f"  typedef {q.qtype.c_type()} q_t;\n  typedef {kt.qtype.c_type()} k_t;\n"
+              f"  typedef {v.qtype.c_type()} v_t;\n  typedef {s.qtype.c_type()} s_t;\n"
+              f"  typedef {o.qtype.c_type()} out_t;\n"
+              f"  typedef {_acc_type(d * _centered_bound(q.qtype) * _centered_bound(kt.qtype))} qk_acc_t;\n"
+              f"  typedef {_acc_type(n_kv * _centered_bound(t[sm.outputs[0]].qtype) * _centered_bound(v.qtype))} pv_acc_t;\n"
+              f"  static const unsigned n_heads = {heads}, n_q = {n_q}, n_kv = {n_kv}, head_dim = {d}, v_dim = {dv};\n"
+              f"  static const unsigned parallel = {parallel};\n"
+              f"  static const long long q_zero_point = {c_int(p1['a_zero_point'])}, k_zero_point = {c_int(p1['b_zero_point'])};\n"
+              f"  static const long long qk_m0 = {c_int(p1['m0'])}, s_zero_point = {c_int(s.qtype.zero_point)};\n"
+              f"  static const int qk_shift = {int(p1['shift'])};\n" + _modes("s_", s.qtype))
+    if mul is not None:
+        # the mul op's integers (Mul.simulate): (s - zs) * (c - zc) at scale s_s * s_c, or a folded factor
+        tt = t[mul.outputs[0]].qtype
+        scale, c = float(s.qtype.scale), 1
+        if len(mul.inputs) == 2:
+            ct = t[mul.inputs[1]]
+            c = int(np.asarray(ct.data).reshape(-1)[0]) - int(ct.qtype.zero_point)
+            scale *= float(ct.qtype.scale)
+        factor = mul.attrs.get("factor")
+        if factor is not None:
+            c, scale = (-c, scale * -factor) if factor < 0 else (c, scale * factor)
+        m0, sh = common.requant_params(scale, tt)
+        fields += (f"  static const bool has_scale = true;\n  static const long long scale_c = {c_int(c)}, "
+                   f"scale_m0 = {c_int(m0)}, t_zero_point = {c_int(tt.zero_point)};\n"
+                   f"  static const int scale_shift = {int(sh)};\n" + _modes("t_", tt))
+    else:
+        fields += ("  static const bool has_scale = false;\n  static const long long scale_c = 1, scale_m0 = 1, "
+                   "t_zero_point = 0;\n  static const int scale_shift = 0;\n"
+                   "  static const ap_q_mode t_rounding = AP_TRN;\n  static const ap_o_mode t_overflow = AP_WRAP;\n")
+    fields += (f"  typedef {name}_softmax softmax;\n"
+               f"  static const long long v_zero_point = {c_int(p2['b_zero_point'])}, pv_m0 = {c_int(p2['m0'])}, "
+               f"out_zero_point = {c_int(o.qtype.zero_point)};\n"
+               f"  static const int pv_shift = {int(p2['shift'])};\n" + _modes("", o.qtype))
+    assert p2["a_zero_point"] == int(t[sm.outputs[0]].qtype.zero_point)
+    return softmax_cfg(g, sm, f"{name}_softmax") + _struct(name, fields, [])
+
+
+def attention_call(cfg: str, heads: int, n_q: int, n_kv: int, d: int, dv: int) -> str:
+    """Feed the harness arrays (Q [h][i][d], K^T [h][d][j], V [h][j][d]) to the streams, collect out."""
+    return f"""
+    hls::stream<{cfg}::q_t> qs("q"); hls::stream<{cfg}::k_t> ks("k"); hls::stream<{cfg}::v_t> vs("v");
+    hls::stream<{cfg}::out_t> os("o");
+    for (int i = 0; i < {heads * n_q * d}; i++) qs.write(in0[i]);
+    for (int h = 0; h < {heads}; h++)
+      for (int j = 0; j < {n_kv}; j++)
+        for (int c = 0; c < {d}; c++) ks.write(in1[(h * {d} + c) * {n_kv} + j]);
+    for (int i = 0; i < {heads * n_kv * dv}; i++) vs.write(in2[i]);
+    hwgen::attention<{cfg}>(qs, ks, vs, os);
+    for (int i = 0; i < {heads * n_q * dv}; i++) out0[i] = os.read();
+    if (!qs.empty() || !ks.empty() || !vs.empty() || !os.empty()) {{ std::fprintf(stderr, "stream left over\\n"); std::exit(5); }}"""
+
+
+# ----- MoE: gate / expert subgraphs as C++ (test-local reference linear; softmax.h and lut.h kernels) -----
+
+_REF_LINEAR = r"""
+// Test-local plain linear (the real one is linear.h): y = requant((x - zx) @ W + b), per-channel m0/shift.
+template <class IN_T, class OUT_T, int K, int N, ap_q_mode Q, ap_o_mode O>
+void ref_linear(const IN_T* x, OUT_T* y, int rows, long long xzp, const long long* w, const long long* b,
+                const long long* m0, const int* sh, long long yzp) {
+  for (int r = 0; r < rows; r++)
+    for (int o = 0; o < N; o++) {
+      long long acc = b[o];
+      for (int k = 0; k < K; k++) acc += (hwgen::raw(x[r * K + k]) - xzp) * w[k * N + o];
+      y[r * N + o] = hwgen::from_raw<OUT_T>(hwgen::requantize<hwgen::elem<OUT_T>::bits,
+          hwgen::elem<OUT_T>::is_signed, Q, O>(acc, m0[o], sh[o], yzp));
+    }
+}
+"""
+
+
+def _arr(name: str, ctype: str, values) -> str:
+    a = np.asarray(values, dtype=np.int64).reshape(-1)
+    return f"static const {ctype} {name}[{max(a.size, 1)}] = {{{','.join(c_int(v) for v in a.tolist()) or '0'}}};\n"
+
+
+def subgraph_cpp(sg: Graph, prefix: str, rows: int, rows_expr: str) -> tuple[str, str]:
+    """(declarations, body) running a row-wise subgraph (linear / lut / softmax / reshape) on `rows_expr`
+    rows held in `x`, writing `y`; buffers sized for `rows` rows."""
+    decls, body = "", ""
+    env = {sg.inputs[0]: "x"}
+    for k, node in enumerate(sg.nodes):
+        src = env[node.inputs[0]]
+        if node.op == "reshape":
+            env[node.outputs[0]] = src
+            continue
+        out_t = sg.tensors[node.outputs[0]]
+        buf = f"{prefix}_b{k}"
+        cfg = f"{prefix}_c{k}"
+        width = out_t.shape[-1]
+        decls += f"static {out_t.qtype.c_type()} {buf}[{rows * width}];\n"
+        if node.op == "linear":
+            p = get("linear").params(sg, node)
+            kin, n = p["in_features"], p["out_features"]
+            m0 = np.broadcast_to(p["m0"], (n,))
+            sh = np.broadcast_to(p["shift"], (n,))
+            decls += (_arr(f"{cfg}_w", "long long", p["weight"]) + _arr(f"{cfg}_b", "long long", p["bias"])
+                      + _arr(f"{cfg}_m", "long long", m0) + _arr(f"{cfg}_s", "int", sh))
+            body += (f"  ref_linear<{sg.tensors[node.inputs[0]].qtype.c_type()}, {out_t.qtype.c_type()}, {kin}, {n}, "
+                     f"{out_t.qtype.rounding.value}, {out_t.qtype.overflow.value}>({src}, {buf}, {rows_expr}, "
+                     f"{c_int(p['x_zero_point'])}, {cfg}_w, {cfg}_b, {cfg}_m, {cfg}_s, {c_int(out_t.qtype.zero_point)});\n")
+        elif node.op == "lut":
+            decls += lut_cfg(sg, node, cfg, n_in=rows * width)
+            body += f"  hwgen::lut<{cfg}>({src}, {buf});\n"
+        elif node.op == "softmax":
+            decls += softmax_cfg(sg, node, cfg, n_rows=rows)
+            body += f"  hwgen::softmax<{cfg}>({src}, {buf});\n"
+        else:
+            raise NotImplementedError(node.op)
+        env[node.outputs[0]] = buf
+    body += f"  for (int i = 0; i < ({rows_expr}) * {sg.tensors[sg.outputs[0]].shape[-1]}; i++) y[i] = {env[sg.outputs[0]]}[i];\n"
+    return decls, body
+
+
+def moe_cfg(g: Graph, node, name: str) -> str:
+    p = get("moe").params(g, node)
+    gate, experts = node.attrs["_gate"], node.attrs["_experts"]
+    x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+    n_in, n_out = x.shape[-1], out.shape[-1]
+    tokens = x.size // n_in
+    n_exp, k = len(experts), node.attrs["k"]
+    p_t = gate.tensors[gate.outputs[0]].qtype
+    y_types = [sg.tensors[sg.outputs[0]].qtype for sg in experts]
+    assert all(t.c_type() == y_types[0].c_type() for t in y_types)
+    w_max = _centered_bound(p_t)
+    bound = k * max(w_max * m * _centered_bound(t) for m, t in zip(p["mults"], y_types))
+    decls = _REF_LINEAR
+    gd, gb = subgraph_cpp(gate, f"{name}_gate", tokens, str(tokens))
+    decls += gd
+    runners = ""
+    for e, sg in enumerate(experts):
+        ed, eb = subgraph_cpp(sg, f"{name}_e{e}", tokens, "n")
+        decls += ed
+        runners += f"    case {e}: {{\n{eb}    }} break;\n"
+    x_t, p_ct, y_t = x.qtype.c_type(), p_t.c_type(), y_types[0].c_type()
+    fields = (f"  typedef {x_t} x_t;\n  typedef {p_ct} prob_t;\n  typedef {y_t} y_t;\n"
+              f"  typedef {out.qtype.c_type()} out_t;\n  typedef {_acc_type(bound)} acc_t;\n"
+              f"  static const unsigned n_tokens = {tokens}, n_in = {n_in}, n_out = {n_out}, "
+              f"n_experts = {n_exp}, top_k = {k};\n"
+              f"  static const long long p_zero_point = {c_int(p['p_zero_point'])};\n"
+              f"  static const int shift = {int(p['shift'])};\n"
+              f"  static const long long out_zero_point = {c_int(out.qtype.zero_point)};\n" + _modes("", out.qtype)
+              + f"  struct gate {{ static void run(const x_t* x, prob_t* y) {{\n{gb}  }} }};\n"
+              f"  struct experts {{ static void run(unsigned e, const x_t* x, unsigned n, y_t* y) {{\n"
+              f"    switch (e) {{\n{runners}    default: break;\n    }}\n  }} }};\n")
+    return decls + _struct(name, fields, [_member_array(name, "long long", "y_zero_point", p["y_zero_points"]),
+                                          _member_array(name, "long long", "mult", p["mults"])])
+
+
+# ------------------------------------------------------------------------------------------- cases
+
+I8_PROB = QType.integer(8, True, 1 / 255, -128)
+
+
+def _softmax_case(label, rng, shape, qx, qy, batch=3, special=True) -> KernelCase:
+    g, node = one_op_graph("softmax", [Spec("x", shape, qx)], [Spec("y", shape, qy)])
+    x = random_codes(rng, qx, (batch,) + tuple(shape))
+    if special:  # a constant row (uniform probabilities), a row of extremes, a row with a spread of 2 codes
+        flat = x.reshape(-1, shape[-1])
+        flat[0] = qx.qmin + rng.integers(0, qx.qmax - qx.qmin)
+        flat[1] = np.where(rng.random(shape[-1]) < 0.5, qx.qmin, qx.qmax)
+        flat[2] = int(qx.zero_point) + rng.integers(0, 2, shape[-1])
+        flat[3] = qx.qmin  # one dominant element: p = 1 (saturates a u8 output of scale 1/256)
+        flat[3, rng.integers(0, shape[-1])] = qx.qmax
+    return KernelCase(label, softmax_cfg(g, node, "cfg"), "hwgen::softmax<cfg>(in0, out0);",
+                      [x], [qx.c_type()], simulate(g, node, [x]), [qy.c_type()])
+
+
+def softmax_cases(rng):
+    fx16 = QType.fixed(16, 6, True, Rounding.TRN, Overflow.WRAP)
+    return [
+        _softmax_case("softmax i8 vit scores [2,17,17]", rng, (1, 2, 17, 17),
+                      QType.integer(8, True, 0.02978, -12), I8_PROB),
+        _softmax_case("softmax u8 z=131 [4,33] -> u8 1/256 RND (saturates p=1)", rng, (4, 33),
+                      QType.integer(8, False, 0.05, 131), QType.integer(8, False, 1 / 256, 0, rounding=Rounding.RND)),
+        _softmax_case("softmax fixed<16,6> [4,64] index_shift 4 -> fixed<16,1,RND_CONV,SAT>", rng, (4, 64), fx16,
+                      QType.fixed(16, 1, True, Rounding.RND_CONV, Overflow.SAT)),
+        _softmax_case("softmax i8 s=0.5 (short table) [5,3]", rng, (5, 3), QType.integer(8, True, 0.5, 3),
+                      QType.integer(8, True, 1 / 127, 0)),
+        _softmax_case("softmax i16 s=1e-3 [3,40] index_shift 4 -> i16", rng, (3, 40),
+                      QType.integer(16, True, 1e-3, 0), QType.integer(16, True, 2.0**-15, 0, rounding=Rounding.RND_INF)),
+    ]
+
+
+def _z_ties(g, node, x) -> int:
+    """Elements whose normalised value z = round(c * r * 2^-(24+e-16)) is an exact tie (where the rounding
+    mode of that step decides)."""
+    p = get("layernorm").params(g, node)
+    n = p["n"]
+    xc = np.asarray(x, dtype=np.int64).reshape(-1, n) - p["x_zero_point"]
+    s1, s2 = xc.sum(-1, keepdims=True), (xc * xc).sum(-1, keepdims=True)
+    r, e = p["rsqrt"].lookup(np.maximum(n * s2 - s1 * s1 + p["eps_int"], 1))
+    prod, sh = (n * xc - s1) * r, tables.RSQRT_FRAC + e - 16
+    return int(np.count_nonzero((prod & ((1 << sh) - 1)) == (1 << (sh - 1))))
+
+
+def _layernorm_case(label, rng, shape, qx, qy, gamma, beta, eps=1e-6, batch=3, const_row=True,
+                    spread=None) -> KernelCase:
+    n = shape[-1]
+    ins = [Spec("x", shape, qx), Spec("gamma", (n,), gamma[0], data=gamma[1])]
+    if beta is not None:
+        ins.append(Spec("beta", (n,), beta[0], data=beta[1]))
+    g, node = one_op_graph("layernorm", ins, [Spec("y", shape, qy)], attrs={"epsilon": eps})
+    zp = int(qx.zero_point)
+    x = random_codes(rng, qx, (batch,) + tuple(shape), *((zp - spread, zp + spread) if spread else ()))
+    if const_row:
+        x.reshape(-1, n)[0] = int(qx.zero_point) + 3  # variance 0: V = eps_int (or 1)
+        x.reshape(-1, n)[1, : n // 2] = qx.qmin  # extremes
+        x.reshape(-1, n)[1, n // 2:] = qx.qmax
+    return KernelCase(label, layernorm_cfg(g, node, "cfg"), "hwgen::layernorm<cfg>(in0, out0);",
+                      [x], [qx.c_type()], simulate(g, node, [x]), [qy.c_type()], meta={"z_ties": _z_ties(g, node, x)})
+
+
+def layernorm_cases(rng):
+    i8g = lambda n, s: (QType.integer(8, True, s), rng.integers(40, 128, n))  # noqa: E731
+    cases = [
+        _layernorm_case("layernorm i8 vit [17,32] gamma i8, beta i32", rng, (1, 17, 32),
+                        QType.integer(8, True, 0.006161, 19), QType.integer(8, True, 0.01661, 14),
+                        i8g(32, 0.00672), (QType.integer(32, True, 4.14e-5), rng.integers(-9000, 9000, 32))),
+        _layernorm_case("layernorm u8 z=120 [5,48] per-channel gamma, no beta -> u8 RND", rng, (5, 48),
+                        QType.integer(8, False, 0.02, 120), QType.integer(8, False, 0.03, 128, rounding=Rounding.RND),
+                        (QType.integer(8, True, rng.uniform(0.002, 0.02, 48), 0, axis=0), rng.integers(-128, 128, 48)),
+                        None),
+        _layernorm_case("layernorm fixed<16,4> [3,20] per-channel beta i8 -> fixed<16,4,RND,SAT>", rng, (3, 20),
+                        QType.fixed(16, 4, True), QType.fixed(16, 4, True, Rounding.RND, Overflow.SAT),
+                        i8g(20, 0.01), (QType.integer(8, True, rng.uniform(0.001, 0.01, 20), 0, axis=0),
+                                        rng.integers(-128, 128, 20)), eps=1e-5),
+        _layernorm_case("layernorm i8 [4,7] eps 0.1 (eps_int large)", rng, (4, 7), QType.integer(8, True, 0.05, -3),
+                        QType.integer(8, True, 0.02, 0), i8g(7, 0.01), (QType.integer(8, True, 0.01, 5),
+                                                                        rng.integers(-128, 128, 7)), eps=0.1),
+        _layernorm_case("layernorm i8 [8,4] low variance (V < 4096: ties in the normalised value)", rng, (8, 4),
+                        QType.integer(8, True, 0.01, 2), QType.integer(8, True, 0.03, -5), i8g(4, 0.02),
+                        (QType.integer(32, True, 1e-4), rng.integers(-3000, 3000, 4)), eps=1e-9, batch=6,
+                        spread=2),
+    ]
+    return cases
+
+
+def _region(fn: str, consts: dict | None = None, nodes=None):
+    nodes = nodes or [(fn, ["x"], ["y"], {})]
+    return {"nodes": nodes, "input": "x", "output": "y", "consts": consts or {}, "fakequant": {}}
+
+
+def _lut_case(label, rng, fn, qx, qy, shape, parallel, batch=2, region=None, all_codes=False) -> KernelCase:
+    g, node = one_op_graph("lut", [Spec("x", shape, qx)], [Spec("y", shape, qy)],
+                           attrs={"function": fn.lower(), "_region": region or _region(fn)})
+    size = int(np.prod(shape))
+    if all_codes:  # every input code once (exhaustive), spread over the batch
+        codes = np.arange(qx.qmin, qx.qmax + 1, dtype=np.int64)
+        batch = -(-codes.size // size)
+        x = np.resize(codes, batch * size).reshape((batch,) + tuple(shape))
+    else:
+        x = random_codes(rng, qx, (batch,) + tuple(shape))
+    return KernelCase(label, lut_cfg(g, node, "cfg", parallel=parallel), "hwgen::lut<cfg>(in0, out0);",
+                      [x], [qx.c_type()], simulate(g, node, [x]), [qy.c_type()])
+
+
+def lut_cases(rng):
+    c = np.float32
+    erf_gelu = _region("gelu", {"s2": np.array(1.4142135, c), "one": np.array(1.0, c), "half": np.array(0.5, c)}, [
+        ("Div", ["x", "s2"], ["a"], {}), ("Erf", ["a"], ["b"], {}), ("Add", ["b", "one"], ["d"], {}),
+        ("Mul", ["x", "d"], ["e"], {}), ("Mul", ["e", "half"], ["y"], {})])
+    return [
+        _lut_case("lut gelu i8 -> i8 exact, all codes, parallel 1", rng, "Gelu",
+                  QType.integer(8, True, 0.02881, 46), QType.integer(8, True, 0.009766, -111), (1, 4, 64), 1,
+                  all_codes=True),
+        _lut_case("lut erf-gelu region u8 z=128 -> i8, parallel 4", rng, "gelu",
+                  QType.integer(8, False, 0.03, 128), QType.integer(8, True, 0.01, -100), (17, 64), 4, region=erf_gelu),
+        _lut_case("lut tanh u8 z=100 -> i8 1/127, parallel 2", rng, "Tanh",
+                  QType.integer(8, False, 0.03, 100), QType.integer(8, True, 1 / 127, 0), (6, 10), 2),
+        _lut_case("lut gelu fixed<16,5> -> fixed<16,6,RND_CONV,SAT> interpolated, all codes, parallel 4", rng,
+                  "Gelu", QType.fixed(16, 5, True), QType.fixed(16, 6, True, Rounding.RND_CONV, Overflow.SAT),
+                  (1, 4096), 4, all_codes=True),
+        _lut_case("lut sigmoid i13 -> u8 1/256 interpolated (shift 3), parallel 1", rng, "Sigmoid",
+                  QType.integer(13, True, 0.004, 0), QType.integer(8, False, 1 / 256, 0), (8, 128), 1, batch=8),
+        _lut_case("lut gelu u16 z=30000 -> i8 RND interpolated (shift 6), parallel 2", rng, "Gelu",
+                  QType.integer(16, False, 4e-4, 30000), QType.integer(8, True, 0.05, -20, rounding=Rounding.RND),
+                  (16, 64), 2, batch=4),
+    ]
+
+
+# ----- attention -----
+
+def _attention_graph(qq, qk, qs, qt, qp, qv, qo, heads, n_q, n_kv, d, dv, mul=None) -> tuple[Graph, list]:
+    """matmul(Q, K^T) -> [mul] -> softmax -> matmul(P, V) as a lowered graph.  mul: None,
+    ('const', QType, code) or ('factor', float)."""
+    g = Graph("attention")
+    lead = (1, heads)
+    g.add_tensor("q", lead + (n_q, d), qq)
+    g.add_tensor("kt", lead + (d, n_kv), qk)
+    g.add_tensor("v", lead + (n_kv, dv), qv)
+    g.add_tensor("s", lead + (n_q, n_kv), qs)
+    g.add_tensor("p", lead + (n_q, n_kv), qp)
+    g.add_tensor("o", lead + (n_q, dv), qo)
+    g.inputs, g.outputs = ["q", "kt", "v"], ["o"]
+    nodes = [g.add_node("matmul", ["q", "kt"], ["s"])]
+    sm_in = "s"
+    if mul is not None:
+        g.add_tensor("t", lead + (n_q, n_kv), qt)
+        if mul[0] == "const":
+            g.add_tensor("c", (), mul[1], np.array(mul[2], dtype=np.int64))
+            nodes.append(g.add_node("mul", ["s", "c"], ["t"]))
+        else:
+            nodes.append(g.add_node("mul", ["s"], ["t"], attrs={"factor": mul[1]}))
+        sm_in = "t"
+    else:
+        nodes.append(None)
+    nodes.append(g.add_node("softmax", [sm_in], ["p"]))
+    nodes.append(g.add_node("matmul", ["p", "v"], ["o"]))
+    g.lint()
+    return g, nodes
+
+
+def _vit_attention():
+    """The first attention block of the vit_digits QDQ model, its types taken from the lowered graph."""
+    from hwgen.frontend import load_graph
+
+    full = load_graph(ONNX / "vit_digits.qdq.dynamo.onnx")
+    sm = next(full.find("softmax"))
+    mul = full.producer(sm.inputs[0])
+    mm1 = full.producer(mul.inputs[0])
+    mm2 = full.consumers(sm.outputs[0])[0]
+    assert (mm1.op, mul.op, mm2.op) == ("matmul", "mul", "matmul")
+    t = full.tensors
+    q, kt, v = t[mm1.inputs[0]], t[mm1.inputs[1]], t[mm2.inputs[1]]
+    c = t[mul.inputs[1]]
+    heads, n_q, d = q.shape[1], q.shape[2], q.shape[3]
+    return _attention_graph(q.qtype, kt.qtype, t[mm1.outputs[0]].qtype, t[mul.outputs[0]].qtype,
+                            t[sm.outputs[0]].qtype, v.qtype, t[mm2.outputs[0]].qtype, heads, n_q,
+                            kt.shape[-1], d, v.shape[-1], mul=("const", c.qtype, int(np.asarray(c.data))))
+
+
+def _attention_case(label, rng, g, nodes, parallel, batch=2) -> KernelCase:
+    mm1, mul, sm, mm2 = nodes
+    t = g.tensors
+    q, kt, v = (t[n] for n in g.inputs)
+    feeds = {n: random_codes(rng, t[n].qtype, (batch,) + t[n].shape) for n in g.inputs}
+    feeds["q"].reshape(batch, -1, q.shape[-1])[0, :] = int(q.qtype.zero_point)  # a query row of zeros
+    expected = sim.run(g, feeds).outputs["o"]
+    heads, n_q, d = int(np.prod(q.shape[:-2])), q.shape[-2], q.shape[-1]
+    n_kv, dv = v.shape[-2], v.shape[-1]
+    return KernelCase(label, attention_cfg(g, mm1, mul, sm, mm2, "cfg", parallel),
+                      attention_call("cfg", heads, n_q, n_kv, d, dv),
+                      [feeds[n] for n in g.inputs], [t[n].qtype.c_type() for n in g.inputs],
+                      [expected], [t["o"].qtype.c_type()])
+
+
+def attention_cases(rng):
+    cases = []
+    g, nodes = _vit_attention()
+    for p in (1, 2, 4):
+        cases.append(_attention_case(f"attention vit_digits block0 (2 heads, 17x16) P={p}", rng, g, nodes, p))
+    u8 = lambda s, z: QType.integer(8, False, s, z)  # noqa: E731
+    g, nodes = _attention_graph(u8(0.02, 120), u8(0.03, 90), QType.integer(8, True, 0.05, 5), None,
+                                QType.integer(8, False, 1 / 256, 0), u8(0.01, 140), u8(0.008, 128),
+                                heads=3, n_q=10, n_kv=10, d=8, dv=6)
+    cases.append(_attention_case("attention u8 zps, no scale, 3 heads, P=3 (10 rows: partial group)", rng, g, nodes, 3))
+    g, nodes = _attention_graph(QType.integer(8, True, 0.03, -4), QType.integer(8, True, 0.02, 7),
+                                QType.integer(8, True, 0.1, 2), QType.integer(16, True, 2e-3, 0),
+                                I8_PROB, QType.integer(8, True, 0.015, -9), QType.integer(8, True, 0.01, 3),
+                                heads=1, n_q=7, n_kv=9, d=5, dv=4, mul=("factor", -0.125))
+    cases.append(_attention_case("attention i8, mul by -0.125 into i16 (index_shift > 0), 7x9 cross, P=2",
+                                 rng, g, nodes, 2))
+    g, nodes = _attention_graph(QType.integer(8, True, 0.05, 0), QType.integer(8, True, 0.05, 0),
+                                QType.integer(8, True, 0.2, 0), QType.integer(8, True, 0.03, 10),
+                                QType.integer(8, True, 1 / 255, -128, rounding=Rounding.RND), QType.integer(8, True, 0.02, 0),
+                                QType.integer(8, True, 0.01, -1), heads=2, n_q=12, n_kv=12, d=16, dv=16,
+                                mul=("const", QType.integer(8, False, 0.002, 0), 125))
+    cases.append(_attention_case("attention i8, quantised scale constant, 2 heads 12x16, P=4", rng, g, nodes, 4))
+    return cases
+
+
+# ----- moe -----
+
+def _vit_moe():
+    from hwgen.frontend import load_graph
+
+    full = load_graph(ONNX / "moe_vit_digits.qdq.dynamo.onnx")
+    return full, next(full.find("moe"))
+
+
+def _synthetic_moe(rng, tokens, d_in, hidden, d_out, n_exp, k, qx, gate_scale, fn="Tanh"):
+    """A moe node built by hand: gate linear (no bias) -> softmax, experts linear -> lut -> linear."""
+    g = Graph("moe")
+    g.add_tensor("x", (1, tokens, d_in), qx)
+    qy = QType.integer(8, True, 0.004, 3)
+    g.add_tensor("y", (1, tokens, d_out), qy)
+
+    def sub(name):
+        sg = Graph(name)
+        sg.tensors["x"] = g.tensors["x"]
+        sg.inputs = ["x"]
+        return sg
+
+    gate = sub("gate")
+    gate.add_tensor("wg", (d_in, n_exp), QType.integer(8, True, gate_scale), rng.integers(-127, 128, (d_in, n_exp)))
+    gate.add_tensor("logits", (1, tokens, n_exp), QType.integer(8, True, 0.05, -7))
+    gate.add_tensor("probs", (1, tokens, n_exp), I8_PROB)
+    gate.add_node("linear", ["x", "wg"], ["logits"])
+    gate.add_node("softmax", ["logits"], ["probs"])
+    gate.outputs = ["probs"]
+    experts = []
+    for e in range(n_exp):
+        sg = sub(f"expert{e}")
+        sg.add_tensor("w1", (d_in, hidden), QType.integer(8, True, rng.uniform(0.002, 0.01, hidden), 0, axis=1),
+                      rng.integers(-127, 128, (d_in, hidden)))
+        sg.add_tensor("b1", (hidden,), QType.integer(32, True, 1e-4), rng.integers(-2000, 2000, hidden))
+        sg.add_tensor("h", (1, tokens, hidden), QType.integer(8, True, 0.03, int(rng.integers(-20, 20))))
+        sg.add_tensor("a", (1, tokens, hidden), QType.integer(8, True, 1 / 127, int(rng.integers(-5, 5))))
+        sg.add_tensor("w2", (hidden, d_out), QType.integer(8, True, 0.005), rng.integers(-127, 128, (hidden, d_out)))
+        sg.add_tensor(f"y{e}", (1, tokens, d_out), QType.integer(8, True, float(rng.uniform(0.01, 0.03)),
+                                                                 int(rng.integers(-10, 10))))
+        sg.add_node("linear", ["x", "w1", "b1"], ["h"])
+        sg.add_node("lut", ["h"], ["a"], attrs={"function": fn.lower(), "_region": {
+            "nodes": [(fn, ["h"], ["a"], {})], "input": "h", "output": "a", "consts": {}, "fakequant": {}}})
+        sg.add_node("linear", ["a", "w2"], [f"y{e}"])
+        sg.outputs = [f"y{e}"]
+        experts.append(sg)
+    node = g.add_node("moe", ["x"], ["y"], attrs={"k": k, "experts": n_exp, "_gate": gate, "_experts": experts})
+    g.inputs, g.outputs = ["x"], ["y"]
+    return g, node
+
+
+def _moe_case(label, rng, g, node, batch=3) -> KernelCase:
+    x_t = g.tensors[node.inputs[0]]
+    x = random_codes(rng, x_t.qtype, (batch,) + x_t.shape)
+    expected = simulate(g, node, [x])
+    return KernelCase(label, moe_cfg(g, node, "cfg"), "hwgen::moe<cfg>(in0, out0);", [x], [x_t.qtype.c_type()],
+                      expected, [g.tensors[node.outputs[0]].qtype.c_type()])
+
+
+def _topk_ties(g, node, x) -> int:
+    """How many tokens of `x` have a tie at the top-k boundary of the router (the case ties-to-lower-index
+    decides)."""
+    from hwgen.ops.moe import run_rows
+
+    probs = run_rows(node.attrs["_gate"], x.reshape(-1, x.shape[-1]), None)
+    k = node.attrs["k"]
+    srt = -np.sort(-probs, axis=-1)
+    return int(np.count_nonzero(srt[:, k - 1] == srt[:, k]))
+
+
+def moe_cases(rng):
+    full, node = _vit_moe()
+    cases = [_moe_case("moe moe_vit_digits layer 1 (17 tokens, 4 experts, top-2)", rng, full, node)]
+    g, node = _synthetic_moe(rng, 9, 12, 16, 10, 6, 3, QType.integer(8, False, 0.02, 100), gate_scale=2e-4)
+    case = _moe_case("moe u8 z=100, 6 experts top-3, near-uniform router (top-k ties)", rng, g, node)
+    case.meta["ties"] = _topk_ties(g, node, case.inputs[0])
+    cases.append(case)
+    g, node = _synthetic_moe(rng, 5, 8, 12, 8, 3, 1, QType.integer(8, True, 0.05, -3), gate_scale=0.02, fn="Gelu")
+    cases.append(_moe_case("moe i8, 3 experts top-1, gelu experts", rng, g, node))
+    return cases
+
+
+# ------------------------------------------------------------------------------------------ running
+
+FAMILIES = {"softmax": softmax_cases, "layernorm": layernorm_cases, "lut": lut_cases,
+            "attention": attention_cases, "moe": moe_cases}
+COUNTS = {"softmax": 5, "layernorm": 5, "lut": 6, "attention": 6, "moe": 3}
+IDS = [f"{fam}-{i}" for fam, n in COUNTS.items() for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """Build every case, compile them into one program, run it once: {id: (case, outputs)}."""
+    cases, ids = [], []
+    for fam, build in FAMILIES.items():
+        rng = np.random.default_rng(sum(map(ord, fam)))
+        built = build(rng)
+        assert len(built) == COUNTS[fam], f"{fam}: update COUNTS"
+        cases += built
+        ids += [f"{fam}-{i}" for i in range(len(built))]
+    outs = run_cases(cases, HEADERS, tmp_path_factory.mktemp("nonlinear"), units=2)
+    return {i: (c, o) for i, c, o in zip(ids, cases, outs)}
+
+
+@pytest.mark.parametrize("case_id", IDS)
+def test_kernel_matches_simulator(results, case_id):
+    case, got = results[case_id]
+    for j, (g, e) in enumerate(zip(got, case.expected)):
+        bad = np.argwhere(g != e)
+        detail = ", ".join(f"{tuple(int(v) for v in b)}: C++ {int(g[tuple(b)])} py {int(e[tuple(b)])}" for b in bad[:5])
+        assert not bad.size, f"{case.label} out{j}: {len(bad)}/{e.size} differ ({detail})"
+
+
+def test_cases_exercise_what_they_claim(results):
+    """The cases hit the paths they are named for (so a passing run means something)."""
+    sm = {k: c for k, (c, _) in results.items() if k.startswith("softmax")}
+    assert "index_shift = 4" in sm["softmax-2"].decls and "index_shift = 4" in sm["softmax-4"].decls
+    assert results["layernorm-4"][0].meta["z_ties"] > 0, "the low-variance rows should produce rounding ties"
+    luts = {k: c for k, (c, _) in results.items() if k.startswith("lut")}
+    assert "shift = 0" in luts["lut-0"].decls and "shift = 6" in luts["lut-3"].decls
+    assert "shift = 3" in luts["lut-4"].decls
+    assert results["moe-1"][0].meta["ties"] > 0, "the near-uniform router should produce top-k ties"
+    att = results["attention-4"][0].decls
+    assert "scale_c = -1" in att and "index_shift = 4" in att
+    # saturation corner: a u8 output of scale 1/256 with p = 1 must saturate at 255
+    assert int(results["softmax-1"][0].expected[0].max()) == 255
