@@ -45,8 +45,8 @@ from typing import Sequence
 
 import numpy as np
 
-from hwgen import numerics
 from hwgen.codegen import gxx
+from hwgen.codegen.cpp import c_array, c_bool, c_int, int_ctype  # noqa: F401 - re-exported
 from hwgen.ir import Graph, Node, QType
 from hwgen.ops import SimStats, get
 
@@ -122,53 +122,7 @@ def random_codes(rng: np.random.Generator, qtype: QType, shape, lo: int | None =
 # --------------------------------------------------------------------------------- C++ spelling
 
 
-def c_int(v) -> str:
-    """A C++ integer literal for any int64 value (long long when it does not fit an int)."""
-    v = int(v)
-    if v == -(2**63):
-        return "(-9223372036854775807LL - 1)"
-    if -(2**31) <= v < 2**31:
-        return str(v)
-    return f"{v}LL"
-
-
-def c_bool(v) -> str:
-    return "true" if v else "false"
-
-
-def int_ctype(values, signed: bool | None = None, min_bits: int = 1) -> str:
-    """The narrowest ``ap_int<B>`` / ``ap_uint<B>`` holding every value (signed unless told otherwise)."""
-    a = np.asarray(values, dtype=np.int64).reshape(-1)
-    lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
-    signed = True if signed is None else signed
-    bits = max(min_bits, numerics.bits_for_range(lo, hi, signed))
-    return f"ap_int<{bits}>" if signed else f"ap_uint<{bits}>"
-
-
-def c_array(name: str, codes, ctype: str | QType | None = None, static: bool = True) -> str:
-    """``static const T name[n] = {...};`` holding integer ``codes`` (flattened).
-
-    ``ctype`` a C++ type string, a QType (its ``c_type()``), or None (:func:`int_ctype`).  For a fixed-point
-    QType the initialisers are the exact real values (raw * 2**-frac, exact in a double for widths <= 53),
-    so the stored raw bits equal ``codes``; otherwise they are the integers themselves."""
-    a = np.asarray(codes, dtype=np.int64).reshape(-1)
-    if ctype is None:
-        ctype = int_ctype(a)
-    if isinstance(ctype, QType):
-        qt = ctype
-        ctype = qt.c_type()
-        if qt.kind == "fixed":
-            f = qt.bits - qt.int_bits
-            if qt.bits > 53:
-                raise ValueError("c_array: fixed-point constants wider than 53 bits need raw initialisation")
-            items = [repr(float(np.ldexp(float(v), -f))) for v in a.tolist()]
-        else:
-            items = [c_int(v) for v in a.tolist()]
-    else:
-        items = [c_int(v) for v in a.tolist()]
-    body = ",".join(items) if items else "0"
-    n = max(a.size, 1)
-    return f"{'static ' if static else ''}const {ctype} {name}[{n}] = {{{body}}};\n"
+# c_int, c_bool, int_ctype and c_array live in hwgen.codegen.cpp (the code generator spells the same C++).
 
 
 # ------------------------------------------------------------------------------------------ cases

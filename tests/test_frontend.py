@@ -36,7 +36,7 @@ def test_float_model_with_precision_overrides(tmp_path, digits_test):
     cfg.write_text("default: ap_fixed<18,8,AP_RND,AP_SAT>\nop:\n  softmax: ap_ufixed<16,1,AP_RND,AP_SAT>\n")
     path = ONNX / "vit_digits.float.dynamo.onnx"
     g = load_graph(path, Precision.load(cfg))
-    soft = [g.tensors[n.outputs[0]].qtype for n in g.nodes if n.op == "softmax"]
+    soft = [sg.tensors[n.outputs[0]].qtype for sg, n in walk(g) if n.op == "softmax"]
     assert soft and all(t.kind == "fixed" and not t.signed and t.bits == 16 for t in soft)
     r = compare(g, path, x[:200], y[:200])
     assert r.argmax_agreement >= 0.98 and abs(r.accuracy_sim - r.accuracy_ref) <= 0.02

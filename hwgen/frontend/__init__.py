@@ -14,12 +14,13 @@ from hwgen.precision import Precision
 
 def lower_pipeline(precision: Precision):
     from hwgen.passes.lower import AssignTypes, CheckLowered, LowerOnnxOps
+    from hwgen.passes.attention import FuseAttention
     from hwgen.passes.moe import FuseMoE
     from hwgen.passes.patterns import FuseDecomposedLayerNorm, FuseElementwiseRegions
     from hwgen.passes.qdq import AbsorbQDQ, HoistTypesThroughMovement
 
     return [AbsorbQDQ(), HoistTypesThroughMovement(), FuseDecomposedLayerNorm(), FuseElementwiseRegions(),
-            LowerOnnxOps(), FuseMoE(), AssignTypes(precision), CheckLowered()]
+            LowerOnnxOps(), FuseMoE(), AssignTypes(precision), FuseAttention(), CheckLowered()]
 
 
 def load_graph(source: str | os.PathLike | onnx.ModelProto, precision: Precision | None = None) -> Graph:

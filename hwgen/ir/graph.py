@@ -209,11 +209,19 @@ class Graph:
             t = self.tensors[i]
             lines.append(f"    %{i}: {t.qtype} {list(t.shape)}")
         lines.append("):")
-        for n in self.nodes:
-            outs = "; ".join(f"{self.tensors[o].qtype} {list(self.tensors[o].shape)}" for o in n.outputs)
-            lines.append(f"  {n}  # {outs}")
+        lines += self._body_lines("  ")
         lines.append("  return " + ", ".join(f"%{o}" for o in self.outputs))
         return "\n".join(lines)
+
+    def _body_lines(self, indent: str) -> list[str]:
+        lines = []
+        for n in self.nodes:
+            outs = "; ".join(f"{self.tensors[o].qtype} {list(self.tensors[o].shape)}" for o in n.outputs)
+            lines.append(f"{indent}{n}  # {outs}")
+            for sg in subgraphs(n):
+                lines.append(f"{indent}    [{sg.name}: %{', %'.join(sg.inputs)} -> %{', %'.join(sg.outputs)}]")
+                lines += sg._body_lines(indent + "      ")
+        return lines
 
     def summary(self) -> dict:
         """Op counts and parameters, subgraphs (MoE gate and experts) included."""
