@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 
 class HwgenError(Exception):
     """A problem with the user's input, reported without a traceback.
@@ -10,12 +12,13 @@ class HwgenError(Exception):
     """
 
     def __init__(self, message: str, *, file: str | None = None, node: str | None = None,
-                 op: str | None = None, hint: str | None = None) -> None:
+                 op: str | None = None, hint: str | None = None, tensor: str | None = None) -> None:
         self.message = message
         self.file = file
         self.node = node
         self.op = op
         self.hint = hint
+        self.tensor = tensor
         super().__init__(self.one_line())
 
     def one_line(self) -> str:
@@ -25,7 +28,9 @@ class HwgenError(Exception):
         if self.node is not None:
             where.append(f"node '{_printable(self.node)}'")
         if self.op:
-            where.append(f"op {self.op}")
+            where.append(f"op {_printable(self.op)}")
+        if self.tensor is not None and self.tensor != self.node:
+            where.append(f"tensor '{_printable(self.tensor)}'")
         text = ": ".join([", ".join(where), self.message]) if where else self.message
         if self.hint:
             text += f" ({self.hint})"
@@ -47,13 +52,17 @@ class ModelError(HwgenError):
 
 
 def _printable(text: str) -> str:
-    """Keep error output on one line and free of control characters."""
+    """Keep error output on one line and free of control characters (names come from untrusted models):
+    C0/C1 controls, line and paragraph separators and invisible format characters (bidi overrides) are
+    escaped."""
     out = []
-    for ch in text:
+    for ch in str(text):
         if ch in "\r\n\t":
             out.append(" ")
         elif ord(ch) < 32 or ord(ch) == 127:
             out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) > 127 and unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
+            out.append(f"\\u{ord(ch):04x}")
         else:
             out.append(ch)
     line = "".join(out)

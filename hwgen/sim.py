@@ -5,13 +5,19 @@ graph outputs (codes), optionally every intermediate tensor, and saturation coun
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from hwgen.errors import HwgenError
 from hwgen.ir import Graph
+from hwgen.ir.graph import subgraphs, walk
 from hwgen.ops import SimStats, get
+
+BATCH = 256  # images per chunk (the largest; `plan_batch` lowers it when memory is short)
+ELEMENT_BYTES = 8  # the simulator holds every value as an int64 code
+MARGIN = 2.0  # ops' own temporaries (measured on the bundled models: 1.4x to 2.2x the live tensors)
 
 
 @dataclass
@@ -46,9 +52,13 @@ def prepare_inputs(graph: Graph, x) -> dict[str, np.ndarray]:
     return feeds
 
 
-def run(graph: Graph, x, keep: bool = False, batch_size: int = 256) -> SimResult:
+def run(graph: Graph, x, keep: bool = False, batch_size: int | None = None) -> SimResult:
+    """Simulate a batch of inputs in chunks of `batch_size` images (None: the largest chunk up to BATCH
+    that fits in the available memory, see `plan_batch`; a HwgenError if even one image does not fit)."""
     feeds = prepare_inputs(graph, x)
     n = next(iter(feeds.values())).shape[0]
+    if batch_size is None:
+        batch_size, _ = plan_batch(graph, n, keep=keep)
     stats = SimStats()
     chunks = []
     for start in range(0, n, batch_size):
@@ -104,3 +114,124 @@ def dequantize_outputs(graph: Graph, outputs: dict[str, np.ndarray]) -> dict[str
         qt = graph.tensors[name].qtype
         res[name] = qt.dequantize(codes, None if qt.axis is None else qt.axis + 1)
     return res
+
+
+# ---- memory ---------------------------------------------------------------------------------------
+
+def _const_bytes(graph: Graph) -> int:
+    seen, total = set(), 0
+    for g in [graph] + [sg for _, n in walk(graph) for sg in subgraphs(n)]:
+        for t in g.tensors.values():
+            if t.is_const and id(t.data) not in seen:
+                seen.add(id(t.data))
+                total += int(np.asarray(t.data).nbytes)
+    return total
+
+
+def _peak_elements(graph: Graph, keep: bool = False) -> int:
+    """Elements of one image live at the peak of `_run_chunk`: the inputs, every output from its producer
+    to its last reader (`_last_uses`; outputs and never-read tensors stay), a node's inputs and outputs
+    together, and a node's subgraphs (MoE gate and experts: run on all its rows) at their own peak."""
+    size = {name: t.size for name, t in graph.tensors.items() if not t.is_const}
+    last = _last_uses(graph)
+    live = sum(size.get(i, 0) for i in graph.inputs)
+    peak = live
+    for i, node in enumerate(graph.nodes):
+        outs = sum(size.get(o, 0) for o in node.outputs if o)
+        inner = 0
+        for sg in subgraphs(node):
+            first = next((x for x in node.inputs if x and x in size), None)
+            sg_in = sum(sg.tensors[x].size for x in sg.inputs) or 1
+            per_image = (size[first] / sg_in) if first else 1.0
+            inner = max(inner, int(np.ceil(_peak_elements(sg) * max(per_image, 1.0))))
+        peak = max(peak, live + outs + inner)
+        live += outs
+        if not keep:
+            live -= sum(size.get(name, 0) for name in last.get(i, ()))
+    return int(peak)
+
+
+def estimate_memory(graph: Graph, batch: int, keep: bool = False) -> int:
+    """Bytes `run` needs for one chunk of `batch` images: the constants, plus the intermediate tensors live at
+    the peak as int64 codes (each freed after its last reader unless `keep`). Op-internal temporaries are
+    not counted: treat the result as a lower bound with a margin of a few tens of percent."""
+    return _const_bytes(graph) + ELEMENT_BYTES * int(batch) * _peak_elements(graph, keep)
+
+
+def _run_bytes(graph: Graph, n: int, keep: bool) -> int:
+    """What accumulates over all chunks: the inputs, the outputs (everything with `keep`), concatenated."""
+    sizes = {name: t.size for name, t in graph.tensors.items() if not t.is_const}
+    held = sum(sizes.values()) if keep else sum(sizes.get(o, 0) for o in graph.outputs)
+    return ELEMENT_BYTES * int(n) * (sum(sizes.get(i, 0) for i in graph.inputs) + 2 * held)
+
+
+def _parse_bytes(text: str) -> int | None:
+    text = text.strip().upper().rstrip("B").rstrip("I")
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(text[-1:], 1)
+    try:
+        return int(float(text[:-1] if mult > 1 else text) * mult)
+    except ValueError:
+        return None
+
+
+def available_memory() -> int:
+    """Bytes this process may still allocate: the system's available memory, capped by a cgroup limit, an
+    address-space rlimit and $HWGEN_MEMORY_LIMIT (e.g. 2G) when set."""
+    import psutil
+
+    avail = int(psutil.virtual_memory().available)
+    try:
+        raw = open("/sys/fs/cgroup/memory.max").read().strip()
+        if raw != "max":
+            used = int(open("/sys/fs/cgroup/memory.current").read().strip())
+            avail = min(avail, max(0, int(raw) - used))
+    except (OSError, ValueError):
+        pass
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            avail = min(avail, max(0, soft - psutil.Process().memory_info().vms))
+    except (ImportError, OSError, ValueError):
+        pass
+    env = os.environ.get("HWGEN_MEMORY_LIMIT")
+    if env:
+        limit = _parse_bytes(env)
+        if limit is None:
+            raise HwgenError(f"HWGEN_MEMORY_LIMIT={env!r} is not a size (e.g. 512M, 4G)")
+        avail = min(avail, limit)
+    return avail
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def plan_batch(graph: Graph, n: int, keep: bool = False, batch_size: int = BATCH, extra: int = 0,
+               available: int | None = None) -> tuple[int, int]:
+    """(chunk, bytes): the largest chunk (<= batch_size) whose estimate (times MARGIN for the ops'
+    temporaries), plus what accumulates over the run and `extra` bytes of the caller's, fits in the available
+    memory, and those bytes. Raises a HwgenError saying how much is needed when even one image at a time
+    does not fit."""
+    avail = available_memory() if available is None else available
+    fixed = _run_bytes(graph, n, keep) + int(extra)
+    chunk = max(1, min(int(n) or 1, int(batch_size)))
+
+    def need_for(c: int) -> int:
+        return int(MARGIN * estimate_memory(graph, c, keep)) + fixed
+
+    need = need_for(chunk)
+    while need > avail and chunk > 1:
+        chunk = max(1, chunk // 2)
+        need = need_for(chunk)
+    if need > avail:
+        per_image = int(MARGIN * ELEMENT_BYTES * _peak_elements(graph, keep))
+        raise HwgenError(f"simulating {n} input(s) needs about {format_bytes(need)} of memory "
+                         f"({format_bytes(per_image)} per input at the peak, {format_bytes(_const_bytes(graph))} of "
+                         f"constants) but only {format_bytes(avail)} is available; use a smaller --limit")
+    return chunk, need

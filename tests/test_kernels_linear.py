@@ -7,8 +7,8 @@ TRN/WRAP, RND/SAT and other modes) and schedule knobs.  Every case is a one-node
 tests/kernel_harness.py); all cases go into one C++ program, compiled once per module (and cached by
 content), and each test checks its op's cases.
 
-The ``*_config`` functions spell each kernel's config struct from the graph: they are what the code
-generator has to emit for the op.
+Each op's ``kernel_config`` (in its module) spells the kernel's config struct and call from the graph:
+the code generator emits exactly that (OpDef.emit).
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ import shutil
 import numpy as np
 import pytest
 
-from hwgen import numerics
+from hwgen.codegen.cpp import bcast_pattern
 from hwgen.ir import QType
 from hwgen.numerics import Overflow, Rounding
-from hwgen.ops import common, get
-from kernel_harness import (KernelCase, Spec, c_array, c_bool, c_int, int_ctype, one_op_graph, random_codes,
-                            run_cases, simulate)
+from hwgen.ops import get
+from kernel_harness import KernelCase, Spec, one_op_graph, random_codes, run_cases, simulate
 
 pytestmark = [
     pytest.mark.cpp,
@@ -47,6 +46,8 @@ def in_type(rng, kind: str) -> QType:
         return QType.integer(8, True, s, int(rng.integers(-12, 13)))
     if kind == "u8":
         return QType.integer(8, False, s, int(rng.integers(90, 160)))
+    if kind == "u8z":  # unsigned without a zero point (e.g. a product of ReLU-like activations)
+        return QType.integer(8, False, s, 0)
     if kind == "i4":
         return QType.integer(4, True, s, int(rng.integers(-2, 3)))
     if kind == "fx":
@@ -91,290 +92,12 @@ def out_type(rng, kind: str, real: np.ndarray) -> QType:
 OUT_KINDS = ["i8", "u8", "i4", "i16", "fx_trn_wrap", "fx_rnd_sat", "fx_conv_sym", "ufx_zero"]
 
 
-def _modes(qt: QType) -> str:
-    return (f"  static const ap_q_mode rounding = {qt.rounding.value};\n"
-            f"  static const ap_o_mode overflow = {qt.overflow.value};\n")
-
-
 def _real(codes, qt: QType, axis=None) -> np.ndarray:
     return qt.dequantize(np.asarray(codes), axis)
 
 
 def _with_out(g, node, name: str, qt: QType) -> None:
     g.tensors[name].qtype = qt
-
-
-def _scalar_zp(qt: QType) -> int:
-    return common.scalar_zp(qt)
-
-
-# --------------------------------------------------------------------------- config spellings
-
-
-def linear_config(g, node, knobs) -> tuple[str, str]:
-    """(decls, call) for linear.h / patch_embed.h from Linear.params()."""
-    op = get(node.op)
-    p = op.params(g, node)
-    x = g.tensors[node.inputs[0]]
-    y = g.tensors[node.outputs[0]].qtype
-    k, n = p["in_features"], p["out_features"]
-    ti, to, nl = knobs
-    extra, fn = "", "linear"
-    if node.op == "patch_embed":
-        _, c, h, w = x.shape
-        kh, kw = node.attrs["kernel"]
-        rows = (h // kh) * (w // kw)
-        extra = (f"  static const int channels = {c}, height = {h}, width = {w}, kernel_h = {kh}, "
-                 f"kernel_w = {kw};\n")
-        fn = "patch_embed"
-    else:
-        rows = x.size // k
-    decls = (
-        "struct cfg {\n"
-        f"  typedef {x.qtype.c_type()} in_t;\n"
-        f"  typedef {int_ctype(p['weight'])} weight_t;\n"
-        f"  typedef {int_ctype(p['bias'])} bias_t;\n"
-        f"  typedef ap_int<{p['acc_bits']}> accum_t;\n"
-        f"  typedef ap_uint<{common.MULT_BITS}> mult_t;\n"
-        f"  typedef {int_ctype(p['shift'])} shift_t;\n"
-        f"  typedef {y.c_type()} out_t;\n"
-        f"  static const int n_rows = {rows}, n_in = {k}, n_out = {n};\n"
-        f"  static const int tile_in = {ti}, tile_out = {to}, n_lanes = {nl};\n"
-        f"  static const long long x_zero_point = {c_int(p['x_zero_point'])};\n"
-        f"  static const long long out_zero_point = {c_int(_scalar_zp(y))};\n"
-        + _modes(y) + extra + "};\n"
-        + c_array("w", p["weight"], "cfg::weight_t") + c_array("b", p["bias"], "cfg::bias_t")
-        + c_array("m0", p["m0"], "cfg::mult_t") + c_array("sh", p["shift"], "cfg::shift_t"))
-    return decls, f"hwgen::{fn}<cfg>(in0, out0, w, b, m0, sh);"
-
-
-def matmul_config(g, node, knobs) -> tuple[str, str]:
-    p = get("matmul").params(g, node)
-    a, b = (g.tensors[i] for i in node.inputs)
-    y = g.tensors[node.outputs[0]].qtype
-    *lead_a, m, kk = a.shape
-    *lead_b, _, n = b.shape
-    na, nb = int(np.prod(lead_a)), int(np.prod(lead_b))
-    if na != nb and 1 not in (na, nb):
-        raise ValueError("matmul kernel: leading dims must match or one operand must have a single matrix")
-    amax = max(abs(a.qtype.qmin - p["a_zero_point"]), abs(a.qtype.qmax - p["a_zero_point"]))
-    bmax = max(abs(b.qtype.qmin - p["b_zero_point"]), abs(b.qtype.qmax - p["b_zero_point"]))
-    acc_bits = numerics.bits_for_range(-amax * bmax * kk, amax * bmax * kk)
-    ti, to, nl = knobs
-    decls = (
-        "struct cfg {\n"
-        f"  typedef {a.qtype.c_type()} a_t;\n  typedef {b.qtype.c_type()} b_t;\n  typedef {y.c_type()} out_t;\n"
-        f"  typedef ap_int<{acc_bits}> accum_t;\n  typedef ap_uint<{common.MULT_BITS}> mult_t;\n"
-        f"  typedef {int_ctype(p['shift'])} shift_t;\n"
-        f"  static const int n_batch = {max(na, nb)}, n_rows = {m}, n_inner = {kk}, n_cols = {n};\n"
-        f"  static const bool a_bcast = {c_bool(na < nb)}, b_bcast = {c_bool(nb < na)};\n"
-        f"  static const int tile_in = {ti}, tile_out = {to}, n_lanes = {nl};\n"
-        f"  static const long long a_zero_point = {c_int(p['a_zero_point'])}, b_zero_point = "
-        f"{c_int(p['b_zero_point'])};\n"
-        f"  static const long long m0 = {c_int(p['m0'])}, out_zero_point = {c_int(_scalar_zp(y))};\n"
-        f"  static const int shift = {int(p['shift'])};\n" + _modes(y) + "};\n")
-    return decls, "hwgen::matmul<cfg>(in0, in1, out0);"
-
-
-def bcast_pattern(shape, out_shape) -> tuple[int, int]:
-    """(inner, size) of an operand broadcast against the output (see bcast_iter in requant.h)."""
-    shape = (1,) * (len(out_shape) - len(shape)) + tuple(shape)
-    keep = []
-    for d, (s, o) in enumerate(zip(shape, out_shape)):
-        if o == 1:
-            continue
-        if s == o:
-            keep.append(d)
-        elif s != 1:
-            raise ValueError(f"cannot broadcast {shape} to {out_shape}")
-    if not keep:
-        return 1, 1
-    non_neutral = [d for d in range(len(out_shape)) if out_shape[d] != 1]
-    first, last = non_neutral.index(keep[0]), non_neutral.index(keep[-1])
-    if last - first + 1 != len(keep):
-        raise ValueError(f"broadcast of {shape} over {out_shape} is not one contiguous block")
-    size = int(np.prod([out_shape[d] for d in keep]))
-    inner = int(np.prod(out_shape[keep[-1] + 1:]))
-    return inner, size
-
-
-def _operand_params(t, width: int):
-    """(scale, zero point) per add.simulate / mul.simulate: per-channel arrays or scalars."""
-    if t.qtype.per_channel:
-        return t.qtype.channel_params(width)
-    return float(t.qtype.scale), int(t.qtype.zero_point)
-
-
-def _expand(v, n_chan: int, dtype=np.int64) -> np.ndarray:
-    a = np.asarray(v)
-    return np.broadcast_to(a.reshape(-1) if a.ndim else a, (n_chan,)).astype(dtype)
-
-
-def add_config(g, node) -> tuple[str, str]:
-    """add.h config from add.simulate's arithmetic: sum_params multipliers, signs folded in."""
-    out = g.tensors[node.outputs[0]]
-    signs = node.attrs.get("signs", [1] * len(node.inputs))
-    scales, zps, shapes = [], [], []
-    for name in node.inputs:
-        t = g.tensors[name]
-        s, z = _operand_params(t, t.shape[-1] if t.shape else 1)
-        scales.append(s)
-        zps.append(z)
-        shapes.append(t.shape)
-    mults, shift = common.sum_params(scales, out.qtype)
-    n_chan = out.shape[-1] if out.shape else 1
-    names = "ab"
-    fields, arrays, args = [], [], []
-    acc_bound = 0
-    for j, name in enumerate(node.inputs):
-        t = g.tensors[name]
-        inner, size = bcast_pattern(t.shape, out.shape)
-        pc = np.ndim(mults[j]) > 0 or np.ndim(zps[j]) > 0
-        m = signs[j] * (_expand(mults[j], n_chan) if pc else np.asarray(mults[j]).reshape(1))
-        z = _expand(zps[j], n_chan) if pc else np.asarray(zps[j]).reshape(1)
-        xmax = max(abs(t.qtype.qmin - int(z.min())), abs(t.qtype.qmax - int(z.min())),
-                   abs(t.qtype.qmin - int(z.max())), abs(t.qtype.qmax - int(z.max())))
-        acc_bound += xmax * int(np.abs(m).max())
-        c = names[j]
-        fields.append(f"  typedef {t.qtype.c_type()} {c}_t;\n"
-                      f"  static const int {c}_inner = {inner}, {c}_size = {size};\n"
-                      f"  static const bool {c}_per_channel = {c_bool(pc)};\n")
-        arrays.append(c_array(f"m{c}", m, "cfg::mult_t") + c_array(f"z{c}", z, "cfg::zp_t"))
-        if t.is_const:
-            arrays.append(c_array(f"k{c}", t.data, t.qtype))
-        args.append((f"k{c}" if t.is_const else f"in{sum(1 for i in node.inputs[:j] if not g.tensors[i].is_const)}",
-                     f"m{c}", f"z{c}"))
-    all_m = np.concatenate([np.atleast_1d(np.asarray(m)) * 1 for m in mults] + [-np.atleast_1d(np.asarray(m)) for m in mults])
-    all_z = np.concatenate([np.atleast_1d(np.asarray(z)) for z in zps])
-    decls = (
-        "struct cfg {\n" + "".join(fields)
-        + f"  typedef {int_ctype(all_m, min_bits=2)} mult_t;\n  typedef {int_ctype(all_z)} zp_t;\n"
-        f"  typedef {out.qtype.c_type()} out_t;\n"
-        f"  typedef ap_int<{numerics.bits_for_range(-acc_bound, acc_bound)}> accum_t;\n"
-        f"  static const int n_elem = {out.size}, n_chan = {n_chan}, shift = {shift};\n"
-        f"  static const long long out_zero_point = {c_int(_scalar_zp(out.qtype))};\n"
-        + _modes(out.qtype) + "};\n" + "".join(arrays))
-    if len(node.inputs) == 1:
-        call = f"hwgen::add1<cfg>({args[0][0]}, out0, {args[0][1]}, {args[0][2]});"
-    else:
-        call = "hwgen::add<cfg>({}, {}, out0, {}, {}, {}, {});".format(args[0][0], args[1][0], *args[0][1:],
-                                                                     *args[1][1:])
-    return decls, call
-
-
-def mul_config(g, node) -> tuple[str, str]:
-    """mul.h config from mul.simulate's arithmetic (requant_params of the product of the scales)."""
-    out = g.tensors[node.outputs[0]]
-    n_chan = out.shape[-1] if out.shape else 1
-    scale, zps = 1.0, []
-    for name in node.inputs:
-        t = g.tensors[name]
-        s, z = _operand_params(t, t.shape[-1] if t.shape else 1)
-        scale = scale * s
-        zps.append(z)
-    factor = node.attrs.get("factor")
-    negate = factor is not None and factor < 0
-    if factor is not None:
-        scale = scale * abs(factor)
-    if np.ndim(scale) == 0:
-        scale = float(scale)
-    m0, shift = common.requant_params(scale, out.qtype)
-    pc = np.ndim(m0) > 0 or any(np.ndim(z) > 0 for z in zps)
-    exp = (lambda v: _expand(v, n_chan)) if pc else (lambda v: np.asarray(v).reshape(1))
-    fields, arrays, args = [], [], []
-    for j, name in enumerate(node.inputs):
-        t = g.tensors[name]
-        inner, size = bcast_pattern(t.shape, out.shape)
-        c = "ab"[j]
-        fields.append(f"  typedef {t.qtype.c_type()} {c}_t;\n  static const int {c}_inner = {inner}, {c}_size = {size};\n")
-        arrays.append(c_array(f"z{c}", exp(zps[j]), "cfg::zp_t"))
-        if t.is_const:
-            arrays.append(c_array(f"k{c}", t.data, t.qtype))
-        args.append(f"k{c}" if t.is_const else f"in{sum(1 for i in node.inputs[:j] if not g.tensors[i].is_const)}")
-    arrays.append(c_array("m0", exp(m0), "cfg::mult_t") + c_array("sh", exp(shift), "cfg::shift_t"))
-    all_z = np.concatenate([np.atleast_1d(z) for z in zps])
-    decls = (
-        "struct cfg {\n" + "".join(fields)
-        + f"  typedef {int_ctype(all_z)} zp_t;\n  typedef ap_uint<{common.MULT_BITS}> mult_t;\n"
-        f"  typedef {int_ctype(shift)} shift_t;\n  typedef {out.qtype.c_type()} out_t;\n"
-        f"  static const int n_elem = {out.size}, n_chan = {n_chan};\n"
-        f"  static const bool per_channel = {c_bool(pc)}, negate = {c_bool(negate)};\n"
-        f"  static const long long out_zero_point = {c_int(_scalar_zp(out.qtype))};\n"
-        + _modes(out.qtype) + "};\n" + "".join(arrays))
-    if len(node.inputs) == 1:
-        call = f"hwgen::mul_const<cfg>({args[0]}, out0, za, m0, sh);"
-    else:
-        call = f"hwgen::mul<cfg>({args[0]}, {args[1]}, out0, za, zb, m0, sh);"
-    return decls, call
-
-
-def quantize_config(g, node) -> tuple[str, str]:
-    src = g.tensors[node.inputs[0]]
-    out = g.tensors[node.outputs[0]].qtype
-    m0, shift = common.requant_params(float(src.qtype.scale), out)
-    decls = (
-        "struct cfg {\n"
-        f"  typedef {src.qtype.c_type()} in_t;\n  typedef {out.c_type()} out_t;\n"
-        f"  typedef ap_uint<{common.MULT_BITS}> mult_t;\n"
-        f"  static const int n_elem = {src.size}, shift = {int(shift)};\n"
-        f"  static const long long in_zero_point = {c_int(_scalar_zp(src.qtype))}, m0 = {c_int(m0)}, "
-        f"out_zero_point = {c_int(_scalar_zp(out))};\n" + _modes(out) + "};\n")
-    return decls, "hwgen::requant<cfg>(in0, out0);"
-
-
-def concat_config(g, node) -> tuple[str, str]:
-    """One concat_part config per input (requantised with common.to_type when its type differs)."""
-    out = g.tensors[node.outputs[0]]
-    axis = node.attrs["axis"]
-    n_outer = int(np.prod(out.shape[:axis]))
-    out_inner = int(np.prod(out.shape[axis:]))
-    decls, calls, offset, k_in = [], [], 0, 0
-    for j, name in enumerate(node.inputs):
-        t = g.tensors[name]
-        in_inner = int(np.prod(t.shape[axis:]))
-        convert = not t.qtype.same_as(out.qtype)
-        m0, shift = common.requant_params(float(t.qtype.scale), out.qtype) if convert else (1 << 30, 30)
-        decls.append(
-            f"struct cfg{j} {{\n"
-            f"  typedef {t.qtype.c_type()} in_t;\n  typedef {out.qtype.c_type()} out_t;\n"
-            f"  typedef ap_uint<{common.MULT_BITS}> mult_t;\n"
-            f"  static const int n_outer = {n_outer}, in_inner = {in_inner}, out_inner = {out_inner}, "
-            f"offset = {offset}, shift = {int(shift)};\n"
-            f"  static const bool convert = {c_bool(convert)};\n"
-            f"  static const long long in_zero_point = {c_int(_scalar_zp(t.qtype))}, m0 = {c_int(m0)}, "
-            f"out_zero_point = {c_int(_scalar_zp(out.qtype))};\n" + _modes(out.qtype) + "};\n")
-        if t.is_const:
-            decls.append(c_array(f"k{j}", t.data, t.qtype))
-            src = f"k{j}"
-        else:
-            src = f"in{k_in}"
-            k_in += 1
-        calls.append(f"hwgen::concat_part<cfg{j}>({src}, out0);")
-        offset += in_inner
-    return "".join(decls), "\n".join(calls)
-
-
-def reduce_mean_config(g, node) -> tuple[str, str]:
-    x = g.tensors[node.inputs[0]]
-    out = g.tensors[node.outputs[0]].qtype
-    axes = node.attrs["axes"]
-    if axes != list(range(axes[0], axes[-1] + 1)):
-        raise ValueError("reduce_mean kernel: reduced axes must be contiguous")
-    outer = int(np.prod(x.shape[:axes[0]]))
-    red = int(np.prod([x.shape[a] for a in axes]))
-    inner = int(np.prod(x.shape[axes[-1] + 1:]))
-    zp = _scalar_zp(x.qtype)
-    xmax = max(abs(x.qtype.qmin - zp), abs(x.qtype.qmax - zp))
-    m0, shift = common.requant_params(float(x.qtype.scale) / red, out)
-    decls = (
-        "struct cfg {\n"
-        f"  typedef {x.qtype.c_type()} in_t;\n  typedef {out.c_type()} out_t;\n"
-        f"  typedef ap_int<{numerics.bits_for_range(-xmax * red, xmax * red)}> accum_t;\n"
-        f"  typedef ap_uint<{common.MULT_BITS}> mult_t;\n"
-        f"  static const int n_outer = {outer}, n_reduce = {red}, n_inner = {inner}, shift = {int(shift)};\n"
-        f"  static const long long in_zero_point = {c_int(zp)}, m0 = {c_int(m0)}, "
-        f"out_zero_point = {c_int(_scalar_zp(out))};\n" + _modes(out) + "};\n")
-    return decls, "hwgen::reduce_mean<cfg>(in0, out0);"
 
 
 # ------------------------------------------------------------------------------------- case builders
@@ -432,7 +155,7 @@ def _linear_case_group(rng, lead, k, n, xk, wk, bk, ok, knob_list) -> list[Kerne
     g, node = one_op_graph("linear", inputs, [Spec("y", tuple(lead) + (n,), yq)])
     cases = []
     for knobs in knob_list:
-        decls, call = linear_config(g, node, knobs)
+        decls, call = get(node.op).kernel_config(g, node, knobs)
         cases.append(_case(f"linear knobs={knobs}", g, node, [x], decls, call, knobs=knobs))
     return cases
 
@@ -485,7 +208,7 @@ def patch_embed_cases(rng) -> list[KernelCase]:
         g, node = one_op_graph("patch_embed", [Spec("x", (1, c, h, w), xq), Spec("w", w2.shape, wq, data=w2),
                                                Spec("b", (d,), bq, data=bias)],
                                [Spec("y", (1, d, gh, gw), yq)], attrs={"kernel": [kh, kw], "channels": c})
-        decls, call = linear_config(g, node, knobs)
+        decls, call = get(node.op).kernel_config(g, node, knobs)
         cases.append(_case(f"patch_embed knobs={knobs}", g, node, [x], decls, call, knobs=knobs))
     return cases
 
@@ -498,6 +221,8 @@ def matmul_cases(rng) -> list[KernelCase]:
         ((1, 7, 9), (1, 9, 3), "u8", "u8", "fx_trn_wrap", (16, 2, 3)),
         ((1, 2, 4, 5), (1, 1, 5, 6), "fx", "i8", "fx_rnd_sat", (3, 4, 1)),  # b broadcast over heads
         ((1, 1, 3, 7), (1, 2, 7, 2), "i4", "u8", "i16", (2, 2, 2)),         # a broadcast
+        ((1, 2, 4, 6), (1, 2, 6, 3), "i8", "u8z", "i8", (2, 2, 1)),         # unsigned b, zero point 0
+        ((1, 3, 5), (1, 5, 4), "u8z", "ufx", "fx_rnd_sat", (4, 4, 2)),     # unsigned fixed-point b
     ]
     for sa, sb, ak, bk, ok, knobs in specs:
         aq, bq = in_type(rng, ak), in_type(rng, bk)
@@ -506,7 +231,7 @@ def matmul_cases(rng) -> list[KernelCase]:
         real = np.matmul(_real(a, aq), _real(b, bq))
         yq = out_type(rng, ok, real)
         g, node = one_op_graph("matmul", [Spec("a", sa, aq), Spec("b", sb, bq)], [Spec("y", real.shape[1:], yq)])
-        decls, call = matmul_config(g, node, knobs)
+        decls, call = get("matmul").kernel_config(g, node, knobs)
         cases.append(_case(f"matmul knobs={knobs}", g, node, [a, b], decls, call))
     return cases
 
@@ -546,7 +271,7 @@ def add_cases(rng) -> list[KernelCase]:
                 real = real + signs[1] * _real(b, bq)
         yq = out_type(rng, ok, real)
         g, node = one_op_graph("add", inputs, [Spec("y", real.shape[1:], yq)], attrs={"signs": signs})
-        decls, call = add_config(g, node)
+        decls, call = get("add").kernel_config(g, node)
         cases.append(_case("add", g, node, feeds, decls, call))
     return cases
 
@@ -587,7 +312,7 @@ def mul_cases(rng) -> list[KernelCase]:
         yq = out_type(rng, ok, real)
         attrs = {} if factor is None else {"factor": factor}
         g, node = one_op_graph("mul", inputs, [Spec("y", real.shape[1:], yq)], attrs=attrs)
-        decls, call = mul_config(g, node)
+        decls, call = get("mul").kernel_config(g, node)
         cases.append(_case("mul", g, node, feeds, decls, call))
     return cases
 
@@ -601,7 +326,7 @@ def quantize_cases(rng) -> list[KernelCase]:
         x = random_codes(rng, xq, (BATCH,) + shape)
         yq = out_type(rng, ok, _real(x, xq) * rng.uniform(0.5, 2.0))
         g, node = one_op_graph("quantize", [Spec("x", shape, xq)], [Spec("y", shape, yq)])
-        decls, call = quantize_config(g, node)
+        decls, call = get("quantize").kernel_config(g, node)
         cases.append(_case("quantize", g, node, [x], decls, call))
     return cases
 
@@ -616,7 +341,7 @@ def concat_cases(rng) -> list[KernelCase]:
     x = random_codes(rng, out_q, (BATCH, 1, t, d))
     g, node = one_op_graph("concat", [Spec("cls", (1, 1, d), cls_q, data=cls), Spec("x", (1, t, d), out_q)],
                            [Spec("y", (1, t + 1, d), out_q)], attrs={"axis": 1})
-    decls, call = concat_config(g, node)
+    decls, call = get("concat").kernel_config(g, node)
     cases.append(_case("concat", g, node, [x], decls, call))
     # three activations along the last axis, two of them requantised (uint8, fixed) into the output type
     for ok in ("i8", "fx_rnd_sat"):
@@ -626,7 +351,7 @@ def concat_cases(rng) -> list[KernelCase]:
         feeds = [random_codes(rng, q, (BATCH,) + s) for q, s in zip((q1, out_q, q2), shapes)]
         g, node = one_op_graph("concat", [Spec(f"x{i}", s, q) for i, (s, q) in enumerate(zip(shapes, (q1, out_q, q2)))],
                                [Spec("y", (1, 3, 11), out_q)], attrs={"axis": 2})
-        decls, call = concat_config(g, node)
+        decls, call = get("concat").kernel_config(g, node)
         cases.append(_case("concat", g, node, feeds, decls, call))
     return cases
 
@@ -644,7 +369,7 @@ def reduce_mean_cases(rng) -> list[KernelCase]:
         yq = out_type(rng, ok, real)
         g, node = one_op_graph("reduce_mean", [Spec("x", shape, xq)], [Spec("y", real.shape[1:], yq)],
                                attrs={"axes": axes, "keepdims": keep})
-        decls, call = reduce_mean_config(g, node)
+        decls, call = get("reduce_mean").kernel_config(g, node)
         cases.append(_case("reduce_mean", g, node, [x], decls, call))
     return cases
 

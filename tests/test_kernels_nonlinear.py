@@ -2,8 +2,9 @@
 bit for bit.
 
 Every case builds a tiny hwgen graph (one op, or the attention chain matmul -> mul -> softmax -> matmul, or a
-moe node with its gate and expert subgraphs), simulates it, writes the kernel's config struct with the
-Python-built tables as `static const` member arrays, and runs the kernel through tests/kernel_harness.py.
+moe node with its gate and expert subgraphs), simulates it, takes the kernel's config struct (with the
+Python-built tables as `static const` member arrays) and call from the op's own `kernel_config`, and runs the
+kernel through tests/kernel_harness.py.
 All cases are compiled into one program (built once per module, cached by content); each test item checks
 one case.  Shapes and types are random-ish but seeded (int8, uint8 with zero points, 16-bit fixed point,
 13/16-bit integers), and the knobs (lut `parallel`, attention `parallel` P) take several values.
@@ -17,274 +18,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwgen import numerics, tables
+from hwgen import tables
 from hwgen.ir import Graph, QType
 from hwgen.numerics import Overflow, Rounding
-from hwgen.ops import common, get
-from hwgen.ops.softmax import PROB_FRAC
+from hwgen.ops import get
 from hwgen.passes.attention import FuseAttention
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kernel_harness import KernelCase, Spec, c_bool, c_int, int_ctype, one_op_graph, random_codes, run_cases, simulate  # noqa: E402
+from kernel_harness import KernelCase, Spec, one_op_graph, random_codes, run_cases, simulate  # noqa: E402
 
 pytestmark = pytest.mark.cpp
 
 ROOT = Path(__file__).resolve().parents[1]
 ONNX = ROOT / "models" / "onnx"
-HEADERS = ["softmax.h", "layernorm.h", "lut.h", "moe.h", "attention.h"]
+HEADERS = ["softmax.h", "layernorm.h", "lut.h", "linear.h", "moe.h", "attention.h"]
 
 
 # ------------------------------------------------------------------------------------- C++ spelling
+# Every config struct and call comes from the op's own kernel_config (hwgen/ops/<op>.py), exactly what the code
+# generator emits (OpDef.emit); the MoE's gate and experts run on the real linear.h (linear_rows), lut.h and
+# softmax.h kernels.
 
 
-def _member_array(cfg: str, ctype: str, name: str, values) -> tuple[str, str]:
-    """(in-class declaration, out-of-class definition) of a `static const` member array."""
-    a = np.asarray(values, dtype=np.int64).reshape(-1)
-    n = max(a.size, 1)
-    body = ",".join(c_int(v) for v in a.tolist()) or "0"
-    qual = f"{cfg}::{ctype}" if ctype.endswith("_t") else ctype  # a member typedef needs qualifying outside
-    return (f"  static const {ctype} {name}[{n}];\n", f"const {qual} {cfg}::{name}[{n}] = {{{body}}};\n")
-
-
-def _modes(prefix: str, qt: QType) -> str:
-    return (f"  static const ap_q_mode {prefix}rounding = {qt.rounding.value};\n"
-            f"  static const ap_o_mode {prefix}overflow = {qt.overflow.value};\n")
-
-
-def _struct(name: str, fields: str, arrays: list[tuple[str, str]]) -> str:
-    return (f"struct {name} {{\n{fields}" + "".join(d for d, _ in arrays) + "};\n"
-            + "".join(d for _, d in arrays))
-
-
-def softmax_cfg(g: Graph, node, name: str, n_rows: int | None = None) -> str:
-    """softmax.h config for a softmax node (Softmax.params + the output requantisation)."""
-    p = get("softmax").params(g, node)
-    x, y = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
-    row = p["row"]
-    n_rows = x.size // row if n_rows is None else n_rows
-    table = p["exp"]
-    m0, shift = common.requant_params(2.0**-PROB_FRAC, y.qtype)
-    fields = (f"  typedef {x.qtype.c_type()} in_t;\n  typedef {y.qtype.c_type()} out_t;\n"
-              f"  typedef {int_ctype(table.values, signed=False)} exp_t;\n"
-              f"  typedef {int_ctype([0, row << tables.EXP_FRAC], signed=False)} sum_t;\n"
-              f"  static const unsigned n_rows = {n_rows}, row = {row};\n"
-              f"  static const unsigned exp_entries = {len(table.values)};\n"
-              f"  static const int index_shift = {table.index_shift};\n"
-              f"  static const int recip_bits = {p['recip_bits']}, prob_frac = {PROB_FRAC};\n"
-              f"  static const long long out_m0 = {c_int(m0)}, out_zero_point = {c_int(y.qtype.zero_point)};\n"
-              f"  static const int out_shift = {int(shift)};\n" + _modes("", y.qtype))
-    return _struct(name, fields, [_member_array(name, "exp_t", "exp_table", table.values)])
-
-
-def layernorm_cfg(g: Graph, node, name: str) -> str:
-    """layernorm.h config: Layernorm.params, with common.sum_params' multipliers folded into the
-    per-channel gamma / beta constants."""
-    p = get("layernorm").params(g, node)
-    x, y = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
-    n = p["n"]
-    g_codes, g_scale = p["gamma"]
-    scales = [g_scale * 2.0**-16] + ([p["beta"][1]] if p["beta"] is not None else [])
-    mults, shift = common.sum_params(scales, y.qtype)
-    gamma_mult = np.asarray(g_codes, dtype=np.int64) * np.broadcast_to(mults[0], (n,))
-    beta_term = (np.asarray(p["beta"][0], dtype=np.int64) * np.broadcast_to(mults[1], (n,))
-                 if p["beta"] is not None else np.zeros(n, dtype=np.int64))
-    rs = p["rsqrt"]
-    fields = (f"  typedef {x.qtype.c_type()} in_t;\n  typedef {y.qtype.c_type()} out_t;\n"
-              f"  typedef {int_ctype(rs.values, signed=False)} rsqrt_t;\n"
-              f"  static const unsigned n_rows = {x.size // n}, n = {n};\n"
-              f"  static const long long x_zero_point = {c_int(p['x_zero_point'])}, eps_int = {c_int(p['eps_int'])};\n"
-              f"  static const int rsqrt_index_bits = {rs.index_bits}, rsqrt_frac = {rs.frac}, norm_frac = 16;\n"
-              f"  static const int shift = {int(shift)};\n"
-              f"  static const long long out_zero_point = {c_int(y.qtype.zero_point)};\n" + _modes("", y.qtype))
-    return _struct(name, fields, [_member_array(name, "rsqrt_t", "rsqrt_table", rs.values),
-                                  _member_array(name, "long long", "gamma_mult", gamma_mult),
-                                  _member_array(name, "long long", "beta_term", beta_term)])
-
-
-def lut_cfg(g: Graph, node, name: str, parallel: int = 1, n_in: int | None = None) -> str:
-    p = get("lut").params(g, node)
-    x, y = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
-    fields = (f"  typedef {x.qtype.c_type()} in_t;\n  typedef {y.qtype.c_type()} out_t;\n"
-              f"  typedef {int_ctype(p['table'])} table_t;\n"
-              f"  static const unsigned n_in = {x.size if n_in is None else n_in}, parallel = {parallel};\n"
-              f"  static const long long qmin = {c_int(p['qmin'])};\n"
-              f"  static const int shift = {p['shift']}, interp_frac = 8;\n"
-              f"  static const unsigned table_entries = {len(p['table'])};\n" + _modes("", y.qtype))
-    return _struct(name, fields, [_member_array(name, "table_t", "table", p["table"])])
-
-
-def _centered_bound(qt: QType) -> int:
-    zp = int(qt.zero_point)
-    return max(abs(qt.qmin - zp), abs(qt.qmax - zp))
-
-
-def _acc_type(bound: int) -> str:
-    return f"ap_int<{numerics.bits_for_range(-bound, bound)}>"
-
-
-def attention_cfg(node, name: str, parallel: int) -> str:
-    """attention.h config for an `attention` node: its chain matmul(Q, K^T) -> [mul by a constant] ->
-    softmax -> matmul(P, V) (Attention.chain), each step's integers taken from that op."""
-    g: Graph = node.attrs["_chain"]
-    roles = get("attention").chain(node)
-    mm1, mul, sm, mm2 = roles["qk"], roles["scale"], roles["softmax"], roles["pv"]
-    t = g.tensors
-    q, kt = (t[i] for i in mm1.inputs)
-    s = t[mm1.outputs[0]]
-    v = t[mm2.inputs[1]]
-    o = t[mm2.outputs[0]]
-    p1, p2 = get("matmul").params(g, mm1), get("matmul").params(g, mm2)
-    heads = int(np.prod(q.shape[:-2], dtype=np.int64))
-    n_q, d = q.shape[-2:]
-    n_kv, dv = v.shape[-2:]
-    assert kt.shape[-2:] == (d, n_kv) and mm2.inputs[0] == sm.outputs[0]
-    assert (heads, n_q, n_kv, d) == tuple(node.attrs[k] for k in ("heads", "queries", "keys", "head_dim"))
-    fields = (f"  typedef {q.qtype.c_type()} q_t;\n  typedef {kt.qtype.c_type()} k_t;\n"
-              f"  typedef {v.qtype.c_type()} v_t;\n  typedef {s.qtype.c_type()} s_t;\n"
-              f"  typedef {o.qtype.c_type()} out_t;\n"
-              f"  typedef {_acc_type(d * _centered_bound(q.qtype) * _centered_bound(kt.qtype))} qk_acc_t;\n"
-              f"  typedef {_acc_type(n_kv * _centered_bound(t[sm.outputs[0]].qtype) * _centered_bound(v.qtype))} pv_acc_t;\n"
-              f"  static const unsigned n_heads = {heads}, n_q = {n_q}, n_kv = {n_kv}, head_dim = {d}, v_dim = {dv};\n"
-              f"  static const unsigned parallel = {parallel};\n"
-              f"  static const long long q_zero_point = {c_int(p1['a_zero_point'])}, k_zero_point = {c_int(p1['b_zero_point'])};\n"
-              f"  static const long long qk_m0 = {c_int(p1['m0'])}, s_zero_point = {c_int(s.qtype.zero_point)};\n"
-              f"  static const int qk_shift = {int(p1['shift'])};\n" + _modes("s_", s.qtype))
-    if mul is not None:
-        # the mul op's integers (Mul.simulate): (s - zs) * (c - zc) at scale s_s * s_c, or a folded factor
-        tt = t[mul.outputs[0]].qtype
-        scale, c = float(s.qtype.scale), 1
-        if len(mul.inputs) == 2:
-            ct = t[mul.inputs[1]]
-            c = int(np.asarray(ct.data).reshape(-1)[0]) - int(ct.qtype.zero_point)
-            scale *= float(ct.qtype.scale)
-        factor = mul.attrs.get("factor")
-        if factor is not None:
-            c, scale = (-c, scale * -factor) if factor < 0 else (c, scale * factor)
-        m0, sh = common.requant_params(scale, tt)
-        fields += (f"  static const bool has_scale = true;\n  static const long long scale_c = {c_int(c)}, "
-                   f"scale_m0 = {c_int(m0)}, t_zero_point = {c_int(tt.zero_point)};\n"
-                   f"  static const int scale_shift = {int(sh)};\n" + _modes("t_", tt))
-    else:
-        fields += ("  static const bool has_scale = false;\n  static const long long scale_c = 1, scale_m0 = 1, "
-                   "t_zero_point = 0;\n  static const int scale_shift = 0;\n"
-                   "  static const ap_q_mode t_rounding = AP_TRN;\n  static const ap_o_mode t_overflow = AP_WRAP;\n")
-    fields += (f"  typedef {name}_softmax softmax;\n"
-               f"  static const long long v_zero_point = {c_int(p2['b_zero_point'])}, pv_m0 = {c_int(p2['m0'])}, "
-               f"out_zero_point = {c_int(o.qtype.zero_point)};\n"
-               f"  static const int pv_shift = {int(p2['shift'])};\n" + _modes("", o.qtype))
-    assert p2["a_zero_point"] == int(t[sm.outputs[0]].qtype.zero_point)
-    return softmax_cfg(g, sm, f"{name}_softmax") + _struct(name, fields, [])
-
-
-def attention_call(cfg: str, heads: int, n_q: int, n_kv: int, d: int, dv: int) -> str:
-    """Feed the harness arrays (Q [h][i][d], K^T [h][d][j], V [h][j][d]) to the streams, collect out."""
-    return f"""
-    hls::stream<{cfg}::q_t> qs("q"); hls::stream<{cfg}::k_t> ks("k"); hls::stream<{cfg}::v_t> vs("v");
-    hls::stream<{cfg}::out_t> os("o");
-    for (int i = 0; i < {heads * n_q * d}; i++) qs.write(in0[i]);
-    for (int h = 0; h < {heads}; h++)
-      for (int j = 0; j < {n_kv}; j++)
-        for (int c = 0; c < {d}; c++) ks.write(in1[(h * {d} + c) * {n_kv} + j]);
-    for (int i = 0; i < {heads * n_kv * dv}; i++) vs.write(in2[i]);
-    hwgen::attention<{cfg}>(qs, ks, vs, os);
-    for (int i = 0; i < {heads * n_q * dv}; i++) out0[i] = os.read();
-    if (!qs.empty() || !ks.empty() || !vs.empty() || !os.empty()) {{ std::fprintf(stderr, "stream left over\\n"); std::exit(5); }}"""
-
-
-# ----- MoE: gate / expert subgraphs as C++ (test-local reference linear; softmax.h and lut.h kernels) -----
-
-_REF_LINEAR = r"""
-// Test-local plain linear (the real one is linear.h): y = requant((x - zx) @ W + b), per-channel m0/shift.
-template <class IN_T, class OUT_T, int K, int N, ap_q_mode Q, ap_o_mode O>
-void ref_linear(const IN_T* x, OUT_T* y, int rows, long long xzp, const long long* w, const long long* b,
-                const long long* m0, const int* sh, long long yzp) {
-  for (int r = 0; r < rows; r++)
-    for (int o = 0; o < N; o++) {
-      long long acc = b[o];
-      for (int k = 0; k < K; k++) acc += (hwgen::raw(x[r * K + k]) - xzp) * w[k * N + o];
-      y[r * N + o] = hwgen::from_raw<OUT_T>(hwgen::requantize<hwgen::elem<OUT_T>::bits,
-          hwgen::elem<OUT_T>::is_signed, Q, O>(acc, m0[o], sh[o], yzp));
-    }
-}
-"""
-
-
-def _arr(name: str, ctype: str, values) -> str:
-    a = np.asarray(values, dtype=np.int64).reshape(-1)
-    return f"static const {ctype} {name}[{max(a.size, 1)}] = {{{','.join(c_int(v) for v in a.tolist()) or '0'}}};\n"
-
-
-def subgraph_cpp(sg: Graph, prefix: str, rows: int, rows_expr: str) -> tuple[str, str]:
-    """(declarations, body) running a row-wise subgraph (linear / lut / softmax / reshape) on `rows_expr`
-    rows held in `x`, writing `y`; buffers sized for `rows` rows."""
-    decls, body = "", ""
-    env = {sg.inputs[0]: "x"}
-    for k, node in enumerate(sg.nodes):
-        src = env[node.inputs[0]]
-        if node.op == "reshape":
-            env[node.outputs[0]] = src
-            continue
-        out_t = sg.tensors[node.outputs[0]]
-        buf = f"{prefix}_b{k}"
-        cfg = f"{prefix}_c{k}"
-        width = out_t.shape[-1]
-        decls += f"static {out_t.qtype.c_type()} {buf}[{rows * width}];\n"
-        if node.op == "linear":
-            p = get("linear").params(sg, node)
-            kin, n = p["in_features"], p["out_features"]
-            m0 = np.broadcast_to(p["m0"], (n,))
-            sh = np.broadcast_to(p["shift"], (n,))
-            decls += (_arr(f"{cfg}_w", "long long", p["weight"]) + _arr(f"{cfg}_b", "long long", p["bias"])
-                      + _arr(f"{cfg}_m", "long long", m0) + _arr(f"{cfg}_s", "int", sh))
-            body += (f"  ref_linear<{sg.tensors[node.inputs[0]].qtype.c_type()}, {out_t.qtype.c_type()}, {kin}, {n}, "
-                     f"{out_t.qtype.rounding.value}, {out_t.qtype.overflow.value}>({src}, {buf}, {rows_expr}, "
-                     f"{c_int(p['x_zero_point'])}, {cfg}_w, {cfg}_b, {cfg}_m, {cfg}_s, {c_int(out_t.qtype.zero_point)});\n")
-        elif node.op == "lut":
-            decls += lut_cfg(sg, node, cfg, n_in=rows * width)
-            body += f"  hwgen::lut<{cfg}>({src}, {buf});\n"
-        elif node.op == "softmax":
-            decls += softmax_cfg(sg, node, cfg, n_rows=rows)
-            body += f"  hwgen::softmax<{cfg}>({src}, {buf});\n"
-        else:
-            raise NotImplementedError(node.op)
-        env[node.outputs[0]] = buf
-    body += f"  for (int i = 0; i < ({rows_expr}) * {sg.tensors[sg.outputs[0]].shape[-1]}; i++) y[i] = {env[sg.outputs[0]]}[i];\n"
-    return decls, body
-
-
-def moe_cfg(g: Graph, node, name: str) -> str:
-    p = get("moe").params(g, node)
-    gate, experts = node.attrs["_gate"], node.attrs["_experts"]
-    x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
-    n_in, n_out = x.shape[-1], out.shape[-1]
-    tokens = x.size // n_in
-    n_exp, k = len(experts), node.attrs["k"]
-    p_t = gate.tensors[gate.outputs[0]].qtype
-    y_types = [sg.tensors[sg.outputs[0]].qtype for sg in experts]
-    assert all(t.c_type() == y_types[0].c_type() for t in y_types)
-    w_max = _centered_bound(p_t)
-    bound = k * max(w_max * m * _centered_bound(t) for m, t in zip(p["mults"], y_types))
-    decls = _REF_LINEAR
-    gd, gb = subgraph_cpp(gate, f"{name}_gate", tokens, str(tokens))
-    decls += gd
-    runners = ""
-    for e, sg in enumerate(experts):
-        ed, eb = subgraph_cpp(sg, f"{name}_e{e}", tokens, "n")
-        decls += ed
-        runners += f"    case {e}: {{\n{eb}    }} break;\n"
-    x_t, p_ct, y_t = x.qtype.c_type(), p_t.c_type(), y_types[0].c_type()
-    fields = (f"  typedef {x_t} x_t;\n  typedef {p_ct} prob_t;\n  typedef {y_t} y_t;\n"
-              f"  typedef {out.qtype.c_type()} out_t;\n  typedef {_acc_type(bound)} acc_t;\n"
-              f"  static const unsigned n_tokens = {tokens}, n_in = {n_in}, n_out = {n_out}, "
-              f"n_experts = {n_exp}, top_k = {k};\n"
-              f"  static const long long p_zero_point = {c_int(p['p_zero_point'])};\n"
-              f"  static const int shift = {int(p['shift'])};\n"
-              f"  static const long long out_zero_point = {c_int(out.qtype.zero_point)};\n" + _modes("", out.qtype)
-              + f"  struct gate {{ static void run(const x_t* x, prob_t* y) {{\n{gb}  }} }};\n"
-              f"  struct experts {{ static void run(unsigned e, const x_t* x, unsigned n, y_t* y) {{\n"
-              f"    switch (e) {{\n{runners}    default: break;\n    }}\n  }} }};\n")
-    return decls + _struct(name, fields, [_member_array(name, "long long", "y_zero_point", p["y_zero_points"]),
-                                          _member_array(name, "long long", "mult", p["mults"])])
+def _kernel(g: Graph, node, knobs=None) -> tuple[str, str]:
+    return get(node.op).kernel_config(g, node, knobs)
 
 
 # ------------------------------------------------------------------------------------------- cases
@@ -302,8 +59,7 @@ def _softmax_case(label, rng, shape, qx, qy, batch=3, special=True) -> KernelCas
         flat[2] = int(qx.zero_point) + rng.integers(0, 2, shape[-1])
         flat[3] = qx.qmin  # one dominant element: p = 1 (saturates a u8 output of scale 1/256)
         flat[3, rng.integers(0, shape[-1])] = qx.qmax
-    return KernelCase(label, softmax_cfg(g, node, "cfg"), "hwgen::softmax<cfg>(in0, out0);",
-                      [x], [qx.c_type()], simulate(g, node, [x]), [qy.c_type()])
+    return KernelCase(label, *_kernel(g, node), [x], [qx.c_type()], simulate(g, node, [x]), [qy.c_type()])
 
 
 def softmax_cases(rng):
@@ -347,8 +103,8 @@ def _layernorm_case(label, rng, shape, qx, qy, gamma, beta, eps=1e-6, batch=3, c
         x.reshape(-1, n)[0] = int(qx.zero_point) + 3  # variance 0: V = eps_int (or 1)
         x.reshape(-1, n)[1, : n // 2] = qx.qmin  # extremes
         x.reshape(-1, n)[1, n // 2:] = qx.qmax
-    return KernelCase(label, layernorm_cfg(g, node, "cfg"), "hwgen::layernorm<cfg>(in0, out0);",
-                      [x], [qx.c_type()], simulate(g, node, [x]), [qy.c_type()], meta={"z_ties": _z_ties(g, node, x)})
+    return KernelCase(label, *_kernel(g, node), [x], [qx.c_type()], simulate(g, node, [x]), [qy.c_type()],
+                      meta={"z_ties": _z_ties(g, node, x)})
 
 
 def layernorm_cases(rng):
@@ -391,8 +147,9 @@ def _lut_case(label, rng, fn, qx, qy, shape, parallel, batch=2, region=None, all
         x = np.resize(codes, batch * size).reshape((batch,) + tuple(shape))
     else:
         x = random_codes(rng, qx, (batch,) + tuple(shape))
-    return KernelCase(label, lut_cfg(g, node, "cfg", parallel=parallel), "hwgen::lut<cfg>(in0, out0);",
-                      [x], [qx.c_type()], simulate(g, node, [x]), [qy.c_type()])
+    decls, call = _kernel(g, node, parallel)
+    assert f"parallel = {parallel};" in decls
+    return KernelCase(label, decls, call, [x], [qx.c_type()], simulate(g, node, [x]), [qy.c_type()])
 
 
 def lut_cases(rng):
@@ -466,11 +223,11 @@ def _attention_case(label, rng, g, node, parallel, batch=2) -> KernelCase:
     feeds = [random_codes(rng, x.qtype, (batch,) + x.shape) for x in (q, kt, v)]
     feeds[0].reshape(batch, -1, q.shape[-1])[0, :] = int(q.qtype.zero_point)  # a query row of zeros
     expected = simulate(g, node, feeds)
-    heads, n_q, d = int(np.prod(q.shape[:-2])), q.shape[-2], q.shape[-1]
-    n_kv, dv = v.shape[-2], v.shape[-1]
     out = g.tensors[node.outputs[0]].qtype
-    return KernelCase(label, attention_cfg(node, "cfg", parallel), attention_call("cfg", heads, n_q, n_kv, d, dv),
-                      feeds, [x.qtype.c_type() for x in (q, kt, v)], expected, [out.c_type()])
+    decls, call = _kernel(g, node, parallel)
+    call += ('\nif (!q_s.empty() || !k_s.empty() || !v_s.empty() || !o_s.empty()) '
+             '{ std::fprintf(stderr, "stream left over\\n"); std::exit(5); }')
+    return KernelCase(label, decls, call, feeds, [x.qtype.c_type() for x in (q, kt, v)], expected, [out.c_type()])
 
 
 def attention_cases(rng):
@@ -553,8 +310,8 @@ def _moe_case(label, rng, g, node, batch=3) -> KernelCase:
     x_t = g.tensors[node.inputs[0]]
     x = random_codes(rng, x_t.qtype, (batch,) + x_t.shape)
     expected = simulate(g, node, [x])
-    return KernelCase(label, moe_cfg(g, node, "cfg"), "hwgen::moe<cfg>(in0, out0);", [x], [x_t.qtype.c_type()],
-                      expected, [g.tensors[node.outputs[0]].qtype.c_type()])
+    return KernelCase(label, *_kernel(g, node), [x], [x_t.qtype.c_type()], expected,
+                      [g.tensors[node.outputs[0]].qtype.c_type()])
 
 
 def _topk_ties(g, node, x) -> int:

@@ -7,23 +7,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hwgen.codegen import cpp
+from hwgen.codegen.cpp import c_int
 from hwgen.design import Design
 from hwgen.ir import Graph, QType, sanitize
 
 
-def c_int(v) -> str:
-    v = int(v)
-    if v == -(2**63):
-        return "(-9223372036854775807LL - 1)"
-    return f"{v}LL" if abs(v) >= 2**31 else str(v)
-
-
 def int_ctype(values, min_bits: int = 2) -> str:
     """Smallest ap_int that holds every value (at least min_bits)."""
-    v = np.asarray(values, dtype=np.int64)
-    lo, hi = (int(v.min()), int(v.max())) if v.size else (0, 0)
-    bits = max(min_bits, max(lo.bit_length() if lo >= 0 else (-lo - 1).bit_length(), hi.bit_length()) + 1)
-    return f"ap_int<{bits}>"
+    return cpp.int_ctype(values, min_bits=min_bits)
 
 
 @dataclass

@@ -11,7 +11,7 @@ import numpy as np
 from hwgen import numerics
 from hwgen.ir import QType
 
-__all__ = ["c_int", "c_bool", "int_ctype", "c_array", "modes", "bcast_pattern"]
+__all__ = ["c_int", "c_bool", "int_ctype", "c_array", "member_array", "struct", "modes", "bcast_pattern"]
 
 
 def c_int(v) -> str:
@@ -61,6 +61,23 @@ def c_array(name: str, codes, ctype: str | QType | None = None, static: bool = T
     body = ",".join(items) if items else "0"
     n = max(a.size, 1)
     return f"{'static ' if static else ''}const {ctype} {name}[{n}] = {{{body}}};\n"
+
+
+def member_array(cfg: str, ctype: str, name: str, values) -> tuple[str, str]:
+    """(in-class declaration, out-of-class definition) of a ``static const`` integer member array of struct
+    ``cfg`` (kernels read tables as ``CONFIG::name[i]``); a member typedef (``*_t``) is qualified outside."""
+    a = np.asarray(values, dtype=np.int64).reshape(-1)
+    n = max(a.size, 1)
+    body = ",".join(c_int(v) for v in a.tolist()) or "0"
+    qual = f"{cfg}::{ctype}" if ctype.endswith("_t") else ctype
+    return f"  static const {ctype} {name}[{n}];\n", f"const {qual} {cfg}::{name}[{n}] = {{{body}}};\n"
+
+
+def struct(name: str, fields: str, arrays=()) -> str:
+    """``struct name { fields + member array declarations };`` followed by the arrays' definitions."""
+    arrays = list(arrays)
+    return (f"struct {name} {{\n{fields}" + "".join(d for d, _ in arrays) + "};\n"
+            + "".join(d for _, d in arrays))
 
 
 def modes(qt: QType) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import jinja2
 import numpy as np
+import onnx
 
 from hwgen import __version__
 from hwgen.boards import get_board
@@ -29,6 +30,24 @@ KERNELS = ROOT / "templates" / "kernels"
 PROJECT_TEMPLATES = ROOT / "templates" / "project"
 TCL_TEMPLATES = ROOT / "vivado_scripts"
 MANIFEST = "hwgen_project.json"
+
+
+def display_name(name: str, limit: int = 80) -> str:
+    """A model or tensor name as it may appear in generated C++/TCL comments and the README: letters,
+    digits and ._+- only (names come from an untrusted model: no newlines, quotes, `*/`, `??/`, `$`, `[`)."""
+    text = "".join(ch if (ch.isascii() and (ch.isalnum() or ch in "._+-")) else "_" for ch in str(name))
+    return text[:limit] or "model"
+
+
+def md_name(name: str) -> str:
+    """A name in the Markdown report: JSON-escaped (so '/' is '\\/'), no backquotes or pipes."""
+    text = json.dumps(str(name), ensure_ascii=True)[1:-1]
+    return text.replace("/", "\\/").replace("`", "\\u0060").replace("|", "\\u007c")
+
+
+def _md_json(value) -> str:
+    """JSON for the Markdown report: ASCII, '/' escaped, no ``` fence breaking out."""
+    return json.dumps(value, indent=1, sort_keys=True, ensure_ascii=True).replace("/", "\\/").replace("`", "\\u0060")
 
 
 def top_name(graph: Graph, model_path: str | None) -> str:
@@ -58,24 +77,26 @@ def generate(graph: Graph, design: Design, model_path: str | None = None) -> dic
     clock = float(design.clock_mhz or board.clock_mhz)
     top = top_name(graph, model_path)
     ctx = EmitContext(graph, design)
-    ctx.used.update({top, "in0", "out0"})
     inputs, outputs = [], []
     host = host_inputs(graph)
+    # top-level names: the function, its ports and the weight blobs' ports
+    ctx.used.update({top} | {f"in{i}" for i in range(len(host))} | {f"out{i}" for i in range(len(graph.outputs))}
+                    | {f"wmem{i}" for i in range(len(graph.nodes) + 1)})
     for i, (_, tensor) in enumerate(host):
         t = graph.tensors[tensor]
         ctx.names[tensor] = f"in{i}"
         inputs.append(_port(f"in{i}", t, i, "input"))
     hosted = {tensor for _, tensor in host}
+    dumped = set(ctx.names.values())  # the input ports are not dumped
     for node in graph.nodes:
         if node.op == "quantize" and node.outputs[0] in hosted:
             continue
-        op = get(node.op)
-        emit = getattr(op, "emit", None)
-        if emit is None:
-            raise HwgenError(f"no C++ kernel for op '{node.op}' yet", node=node.name, op=node.op)
-        emit(graph, node, ctx)
+        get(node.op).emit(graph, node, ctx)  # OpDef.emit: "no C++ kernel for op X yet" when it has none
         for o in node.outputs:
-            ctx.body.append(f'HWGEN_DUMP_TENSOR("{ctx.tensor(o)}", {ctx.tensor(o)}, {max(graph.tensors[o].size, 1)});')
+            ident = ctx.tensor(o)
+            if ident not in dumped:  # a view (reshape) shares its source's buffer: dump each buffer once
+                dumped.add(ident)
+                ctx.body.append(f'HWGEN_DUMP_TENSOR("{ident}", {ident}, {max(graph.tensors[o].size, 1)});')
     for i, name in enumerate(graph.outputs):
         t = graph.tensors[name]
         outputs.append(_port(f"out{i}", t, i, "output"))
@@ -87,7 +108,8 @@ def generate(graph: Graph, design: Design, model_path: str | None = None) -> dic
     env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(PROJECT_TEMPLATES), str(TCL_TEMPLATES)]),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     guard = top.upper() + "_H"
-    common = {"top": top, "version": __version__, "model_name": Path(model_path).name if model_path else graph.name,
+    common = {"top": top, "version": __version__,
+              "model_name": display_name(Path(model_path).name if model_path else graph.name),
               "guard": guard, "inputs": inputs, "outputs": outputs, "blobs": blobs, "regime": design.regime,
               "part": part, "clock": clock, "period_ns": f"{1000.0 / clock:.3f}", "design": design,
               "summary": graph.summary(), "out_name": "OUT"}
@@ -127,7 +149,7 @@ def write_project(graph: Graph, design: Design, out: str | os.PathLike, model_pa
     """Generate and place the project in `out` atomically (staged inside `out`)."""
     files = generate(graph, design, model_path)
     if model_bytes is None and model_path:
-        model_bytes = Path(model_path).read_bytes()
+        model_bytes = _self_contained_model(model_path)
     if model_bytes is not None:
         files["model.onnx"] = model_bytes
     out = Path(out)
@@ -137,25 +159,62 @@ def write_project(graph: Graph, design: Design, out: str | os.PathLike, model_pa
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
         raise HwgenError("output directory is not empty and is not an hwgen project; choose another -o",
                          file=str(out))
+    for rel in files:  # relative paths made by hwgen from sanitised names; never trust them blindly
+        if rel.startswith(("/", "\\")) or ".." in Path(rel).parts or "\0" in rel:
+            raise HwgenError(f"refusing to write {rel!r} outside the project", file=str(out))
     out.mkdir(parents=True, exist_ok=True)
     stage = out / f".hwgen-staging-{os.getpid()}"
+    previous = out / f".hwgen-previous-{os.getpid()}"
+    moved_old: list[str] = []
+    moved_new: list[str] = []
     try:
         for rel, data in sorted(files.items()):
             path = stage / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-        for child in list(out.iterdir()):  # replace the previous project, keep nothing stale
-            if child != stage:
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        # swap: the previous project aside (restored on failure), the new one in, then the old one removed
+        previous.mkdir()
+        for child in sorted(out.iterdir()):
+            if child not in (stage, previous):
+                child.rename(previous / child.name)
+                moved_old.append(child.name)
         for child in sorted(stage.iterdir()):
             child.rename(out / child.name)
+            moved_new.append(child.name)
         stage.rmdir()
     except BaseException:
+        for name in moved_new:
+            p = out / name
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+        for name in moved_old:
+            (previous / name).rename(out / name)
         shutil.rmtree(stage, ignore_errors=True)
+        shutil.rmtree(previous, ignore_errors=True)
         if created:
             shutil.rmtree(out, ignore_errors=True)
         raise
+    shutil.rmtree(previous, ignore_errors=True)
     return out
+
+
+def _self_contained_model(model_path: str) -> bytes:
+    """The model's bytes for OUT/model.onnx; with its external data folded in (the project must not point
+    to files outside OUT; the external data was checked to lie inside the model's folder on import)."""
+    raw = Path(model_path).read_bytes()
+    try:
+        proto = onnx.ModelProto.FromString(raw)
+    except Exception:  # noqa: BLE001 - the importer already read it; keep the bytes as they are
+        return raw
+    from hwgen.frontend.onnx_import import _all_tensors, load_model
+
+    if not any(t.data_location == onnx.TensorProto.EXTERNAL for t in _all_tensors(proto)):
+        return raw
+    model, _ = load_model(model_path)
+    try:
+        return model.SerializeToString()
+    except Exception as exc:  # noqa: BLE001 - above 2 GiB
+        raise HwgenError(f"cannot embed the external data in the project ({type(exc).__name__})",
+                         file=str(model_path)) from None
 
 
 def _port(arg: str, t, index: int, kind: str) -> dict:
@@ -203,18 +262,18 @@ def _report(graph, design, board, part, clock, top, model_path, inputs, outputs,
 
 
 def _report_md(r: dict) -> str:
-    lines = [f"# {r['top']}", "", f"Model `{r['model']}` ({r['format']}), {r['summary']['nodes']} hardware ops, "
+    lines = [f"# {r['top']}", "", f"Model `{md_name(r['model'])}` ({r['format']}), {r['summary']['nodes']} hardware ops, "
              f"{r['summary']['parameters']:,} parameters.", "",
              f"Board {r['board']} (`{r['part']}`), {r['clock_mhz']} MHz, {r['design']['regime']} regime.", "",
              "## Ops", "", "| op | count |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in sorted(r["summary"]["ops"].items())]
-    lines += ["", "## Design", "", "```json", json.dumps(r["design"], indent=1, sort_keys=True), "```", ""]
+    lines += ["", "## Design", "", "```json", _md_json(r["design"]), "```", ""]
     est = r.get("estimate", {})
     lines += ["## Estimate", ""]
     if "unavailable" in est:
-        lines.append(f"No estimate: {est['unavailable']}")
+        lines.append(f"No estimate: {md_name(est['unavailable'])}")
     else:
-        lines += ["```json", json.dumps(est, indent=1, sort_keys=True), "```"]
+        lines += ["```json", _md_json(est), "```"]
     lines += ["", "## Numeric types", "", "| tensor | type |", "|---|---|"]
-    lines += [f"| `{k}` | `{v}` |" for k, v in list(r["types"].items())[:400]]
+    lines += [f"| `{md_name(k)}` | `{v}` |" for k, v in list(r["types"].items())[:400]]
     return "\n".join(lines) + "\n"

@@ -100,3 +100,17 @@ def scalar_zp(qtype: QType) -> int:
             return int(zp.flat[0])
         raise ValueError("per-channel zero point")
     return int(zp)
+
+
+def operand_params(t, width: int):
+    """(scale, zero point) of an elementwise operand as add/mul simulate it: per-channel arrays over the
+    last axis (`width` channels) or scalars."""
+    if t.qtype.per_channel:
+        return t.qtype.channel_params(width)
+    return float(t.qtype.scale), int(t.qtype.zero_point)
+
+
+def expand(v, n_chan: int, dtype=np.int64) -> np.ndarray:
+    """A scalar or per-channel vector as `n_chan` values (for per-channel kernel arrays)."""
+    a = np.asarray(v)
+    return np.broadcast_to(a.reshape(-1) if a.ndim else a, (n_chan,)).astype(dtype)

@@ -53,6 +53,71 @@ class LayerNorm(OpDef):
         return {"n": n, "x_zero_point": int(x.zero_point), "eps_int": eps_int, "rsqrt": _RSQRT,
                 "gamma": gamma, "beta": beta}
 
+    # -- cost model (hwgen/cost) ---------------------------------------------------------------------
+    cost_groups = ('elementwise', 'memory')
+
+    def cost(self, graph: Graph, node: Node, design, board, ctx=None):
+        """R rows of D features, PAR = elementwise.par lanes; one pass computes S1 and S2 of a row while the
+        previous row is normalised (a two-stage row pipeline):
+          compute = R * ceil(D/PAR) + ceil(D/PAR) + depth
+          per lane: 4 DSPs (x^2, c*rsqrt, z*gamma, the output scaling), 4*A LUTs, 5*A FFs (A = 32)
+          per kernel: the variance n*S2 - S1^2 (a 32x32 multiplier), a rsqrt table (4096 x 18 bits) per two
+          lanes, a ping/pong row buffer and gamma/beta (D words each) in PAR banks
+        """
+        import math
+
+        from hwgen.cost import model as cm
+
+        ctx = ctx or cm.default_context(design, board)
+        x, y = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
+        dim = x.shape[-1]
+        rows = x.size // max(dim, 1) * ctx.row_scale
+        par = max(1, min(ctx.knobs(node, "elementwise").par, dim))
+        bits = cm.op_bits(x.qtype)
+        st = ctx.design.memory.storage
+        lane = cm.Resources(dsp=4, lut=4 * 32, ff=5 * 32)
+        extra = (cm.Resources(dsp=cm.dsp_per_mult(32, 32, ctx.board), lut=200, ff=300)
+                 + cm.memory(18, 4096, math.ceil(par / 2), "bram", ctx.board)
+                 + cm.memory(bits, dim / par, par, st, ctx.board, copies=2)
+                 + cm.memory(16, dim / par, par, st, ctx.board, copies=2))
+        per_row = cm.ceil_div(dim, par)
+        ins = [x.size * ctx.row_scale * bits / 8]
+        outs = [y.size * ctx.row_scale * cm.op_bits(y.qtype) / 8]
+        return cm.elementwise(ctx, node, self.name, ctx.kernel("layernorm", node), 0, par, lane, 20, rows, ins,
+                              outs, extra, row_cycles=math.ceil(rows) * per_row + per_row,
+                              formula=f"{rows:g} x ceil({dim}/{par}) + {per_row}")
+
+    # -- C++ kernel (templates/kernels/layernorm.h) -----------------------------------------------------
+    kernel_header = "layernorm.h"
+
+    def kernel_config(self, graph: Graph, node: Node, knobs=None) -> tuple[str, str]:
+        """hwgen::layernorm<cfg>(x, y): LayerNorm.params, with common.sum_params' multipliers folded into the
+        per-channel gamma / beta constants (gamma_mult, beta_term)."""
+        from hwgen.codegen.cpp import c_int, int_ctype, member_array, modes, struct
+
+        p = self.params(graph, node)
+        x, y = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
+        n = p["n"]
+        g_codes, g_scale = p["gamma"]
+        scales = [g_scale * 2.0**-NORM_FRAC] + ([p["beta"][1]] if p["beta"] is not None else [])
+        mults, shift = common.sum_params(scales, y.qtype)
+        gamma_mult = np.asarray(g_codes, dtype=np.int64) * np.broadcast_to(mults[0], (n,))
+        beta_term = (np.asarray(p["beta"][0], dtype=np.int64) * np.broadcast_to(mults[1], (n,))
+                     if p["beta"] is not None else np.zeros(n, dtype=np.int64))
+        rs = p["rsqrt"]
+        fields = (f"  typedef {x.qtype.c_type()} in_t;\n  typedef {y.qtype.c_type()} out_t;\n"
+                  f"  typedef {int_ctype(rs.values, signed=False)} rsqrt_t;\n"
+                  f"  static const unsigned n_rows = {x.size // n}, n = {n};\n"
+                  f"  static const long long x_zero_point = {c_int(p['x_zero_point'])}, eps_int = {c_int(p['eps_int'])};\n"
+                  f"  static const int rsqrt_index_bits = {rs.index_bits}, rsqrt_frac = {rs.frac}, "
+                  f"norm_frac = {NORM_FRAC};\n"
+                  f"  static const int shift = {int(shift)};\n"
+                  f"  static const long long out_zero_point = {c_int(common.scalar_zp(y.qtype))};\n" + modes(y.qtype))
+        decls = struct("cfg", fields, [member_array("cfg", "rsqrt_t", "rsqrt_table", rs.values),
+                                       member_array("cfg", "long long", "gamma_mult", gamma_mult),
+                                       member_array("cfg", "long long", "beta_term", beta_term)])
+        return decls, "hwgen::layernorm<cfg>(in0, out0);"
+
     def simulate(self, graph: Graph, node: Node, inputs: list[np.ndarray], stats: SimStats) -> list[np.ndarray]:
         p = self.params(graph, node)
         n = p["n"]

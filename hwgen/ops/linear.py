@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwgen import numerics
+from hwgen.codegen.cpp import c_array, c_int, int_ctype, modes
 from hwgen.ir import Graph, Node, QType
 from hwgen.ops import common
 from hwgen.ops.base import OpDef, SimStats, get, register
@@ -78,21 +79,51 @@ class Linear(OpDef):
         return {"weight": weight, "bias": bias, "m0": m0, "shift": shift, "x_zero_point": int(x.zero_point),
                 "acc_bits": max(int(acc_bound).bit_length() + 1, 2), "in_features": k, "out_features": n}
 
-    def emit(self, graph: Graph, node: Node, ctx) -> None:
-        """hwgen::linear<cfg>(x, y, w, b, m0, shift) (templates/kernels/linear.h); W off chip when streaming."""
-        from hwgen.codegen.context import int_ctype
+    # -- C++ kernel (templates/kernels/linear.h) ---------------------------------------------------
+    kernel_header = "linear.h"
 
-        p = self.params(graph, node)
-        n_rows = int(np.prod(graph.shape(node.inputs[0])[:-1], dtype=np.int64))
-        cfg = ctx.config(node.name, linear_config_fields(graph, node, ctx, p, n_rows))
-        n = p["out_features"]
-        ctx.include("linear.h")
-        w = ctx.weights(f"w_{node.name}", p["weight"], int_ctype(p["weight"]))
-        b = ctx.array(f"b_{node.name}", p["bias"], int_ctype(p["bias"]))
-        m0 = ctx.array(f"m0_{node.name}", np.broadcast_to(p["m0"], (n,)), "ap_uint<32>")
-        sh = ctx.array(f"sh_{node.name}", np.broadcast_to(p["shift"], (n,)), int_ctype(p["shift"]))
-        ctx.call(f"hwgen::linear<hwgen_cfg::{cfg}>({ctx.tensor(node.inputs[0])}, {ctx.tensor(node.outputs[0])}, "
-                 f"{w}, {b}, {m0}, {sh});", node)
+    def schedule(self, graph: Graph, node: Node, design) -> tuple[int, int, int]:
+        k, n = graph.shape(node.inputs[1])
+        return linear_schedule(design, node.name, linear_rows(graph, node), k, n)
+
+    def kernel_config(self, graph: Graph, node: Node, knobs=None) -> tuple[str, str]:
+        """hwgen::linear<cfg>(x, y, w, b, m0, sh); knobs = (tile_in, tile_out, n_lanes)."""
+        return linear_kernel_config(graph, node, knobs)
+
+    def emit_config(self, graph: Graph, node: Node, ctx) -> tuple[str, str]:
+        """As kernel_config, but W goes through ctx.weights: off chip (m_axi blob) in the streaming regime."""
+        return linear_kernel_config(graph, node, self.schedule(graph, node, ctx.design), ctx)
+
+    # -- cost model (hwgen/cost) ---------------------------------------------------------------------
+    cost_groups = ('linear', 'memory')
+
+    def cost(self, graph: Graph, node: Node, design, board, ctx=None):
+        """The reusable linear kernel: T_IN x T_OUT MACs per lane per cycle at II=1, LANES token lanes
+        sharing every weight tile (FINN style: cycles = ceil(MH/PE) * ceil(MW/SIMD) * vectors).
+
+        T rows (tokens; inside a MoE expert the expected T*k/E), K inputs, N outputs, L lanes:
+          compute = G * ceil(N/T_OUT) * ceil(K/T_IN) + depth,   G = ceil(T/L) (expected value in experts)
+          MACs    = T*K*N
+          weights = K*N*bits_w/8 + 4*N (bias) bytes, fetched once per op per image ("tile", "matrix") or G
+                    times ("none"), at B = min(ports * port bytes/cycle, total bytes/cycle)
+          load    = weight bytes / B  (+ memory latency)
+          overlap (ping/pong): "tile"   ntiles * max(G, W_t) + W_t + max(0, lat - (prefetch-1)*G)
+                               "matrix" max(compute, load)   (the next op's matrix loads meanwhile)
+          no overlap:          compute + load
+          (W_t = one tile's bytes / B, lat = memory latency; weights on chip: load = 0)
+          DSP     = T_IN*T_OUT*L multipliers of (bits_x+1) x bits_w (packed two/three per DSP when enabled and
+                    valid), + requantisers ceil(T_OUT*L / ceil(K/T_IN)) of acc x 32 bits
+          BRAM    "tile": x [T][K] in T_IN*L banks, partial sums [T][T_OUT] in T_OUT*L banks, a weight FIFO of
+                    `prefetch` tiles; "matrix": W [K][N] in T_IN*T_OUT banks (x2 with overlap), one x row per
+                    lane; "none": one x row per lane; weights on chip: W in T_IN*T_OUT banks
+        """
+        from hwgen.cost.model import default_context
+
+        ctx = ctx or default_context(design, board)
+        k, n = graph.shape(node.inputs[1])
+        rows = linear_rows(graph, node)
+        return linear_cost(self.name, ctx, node, rows, k, n, graph.tensors[node.inputs[0]].qtype,
+                           graph.tensors[node.inputs[1]].qtype, graph.tensors[node.outputs[0]].qtype)
 
     def simulate(self, graph: Graph, node: Node, inputs: list[np.ndarray], stats: SimStats) -> list[np.ndarray]:
         p = self.params(graph, node)
@@ -102,29 +133,142 @@ class Linear(OpDef):
         return [common.apply_requant(acc, p["m0"], p["shift"], y, stats, node.outputs[0])]
 
 
-def linear_schedule(graph: Graph, node: Node, ctx, n_rows: int, k: int, n: int) -> tuple[int, int, int]:
-    """(tile_in, tile_out, lanes) from the Design; the unrolled regime makes everything parallel."""
-    if ctx.design.regime == "unrolled":
-        return k, n, n_rows
-    knobs = ctx.design.knobs_for(node.name, "linear")
-    return min(knobs.tile_in, k), min(knobs.tile_out, n), min(knobs.lanes, n_rows)
+def linear_rows(graph: Graph, node: Node) -> int:
+    """Rows (tokens) of one sample the linear kernel runs over (patch_embed: the patches)."""
+    x = graph.tensors[node.inputs[0]]
+    if node.op == "patch_embed":
+        _, _, h, w = x.shape
+        kh, kw = node.attrs["kernel"]
+        return (h // kh) * (w // kw)
+    return x.size // graph.shape(node.inputs[1])[0]
 
 
-def linear_config_fields(graph: Graph, node: Node, ctx, p: dict, n_rows: int) -> list[str]:
-    from hwgen.codegen.context import int_ctype
+def linear_schedule(design, node_name: str, n_rows: int, k: int, n: int) -> tuple[int, int, int]:
+    """(tile_in, tile_out, n_lanes) from the Design's linear knobs, clipped to the dims; the unrolled
+    regime makes everything parallel. Shared by linear, patch_embed and matmul (one tiled core)."""
+    if design.regime == "unrolled":
+        return max(k, 1), max(n, 1), max(n_rows, 1)
+    knobs = design.knobs_for(node_name, "linear")
+    return (max(1, min(knobs.tile_in, k)), max(1, min(knobs.tile_out, n)), max(1, min(knobs.lanes, n_rows)))
 
-    x = graph.tensors[node.inputs[0]].qtype
+
+def linear_kernel_config(graph: Graph, node: Node, knobs=None, ctx=None) -> tuple[str, str]:
+    """(decls, call) for linear.h / patch_embed.h from Linear.params(). With an EmitContext `ctx` the weight
+    array goes through ctx.weights (off chip when streaming); without, it is declared in decls as `w`."""
+    p = get(node.op).params(graph, node)
+    x = graph.tensors[node.inputs[0]]
     y = graph.tensors[node.outputs[0]].qtype
     k, n = p["in_features"], p["out_features"]
-    tile_in, tile_out, lanes = linear_schedule(graph, node, ctx, n_rows, k, n)
-    return [f"typedef {x.c_type()} in_t;", f"typedef {int_ctype(p['weight'])} weight_t;",
-            f"typedef {int_ctype(p['bias'])} bias_t;", f"typedef ap_int<{p['acc_bits']}> accum_t;",
-            "typedef ap_uint<32> mult_t;", f"typedef {int_ctype(p['shift'])} shift_t;", f"typedef {y.c_type()} out_t;",
-            f"static const int n_rows = {n_rows};", f"static const int n_in = {k};", f"static const int n_out = {n};",
-            f"static const int tile_in = {tile_in};", f"static const int tile_out = {tile_out};",
-            f"static const int n_lanes = {lanes};", f"static const long long x_zero_point = {p['x_zero_point']};",
-            f"static const long long out_zero_point = {int(y.zero_point)};",
-            f"static const ap_q_mode rounding = {y.rounding.value};", f"static const ap_o_mode overflow = {y.overflow.value};"]
+    rows = linear_rows(graph, node)
+    ti, to, nl = knobs if knobs is not None else (min(16, k), min(16, n), 1)
+    extra, fn = "", "linear"
+    if node.op == "patch_embed":
+        _, c, h, w = x.shape
+        kh, kw = node.attrs["kernel"]
+        extra = (f"  static const int channels = {c}, height = {h}, width = {w}, kernel_h = {kh}, "
+                 f"kernel_w = {kw};\n")
+        fn = "patch_embed"
+    weight_t = int_ctype(p["weight"])
+    decls = (
+        "struct cfg {\n"
+        f"  typedef {x.qtype.c_type()} in_t;\n"
+        f"  typedef {weight_t} weight_t;\n"
+        f"  typedef {int_ctype(p['bias'])} bias_t;\n"
+        f"  typedef ap_int<{p['acc_bits']}> accum_t;\n"
+        f"  typedef ap_uint<{common.MULT_BITS}> mult_t;\n"
+        f"  typedef {int_ctype(p['shift'])} shift_t;\n"
+        f"  typedef {y.c_type()} out_t;\n"
+        f"  static const int n_rows = {rows}, n_in = {k}, n_out = {n};\n"
+        f"  static const int tile_in = {ti}, tile_out = {to}, n_lanes = {nl};\n"
+        f"  static const long long x_zero_point = {c_int(p['x_zero_point'])};\n"
+        f"  static const long long out_zero_point = {c_int(common.scalar_zp(y))};\n"
+        + modes(y) + extra + "};\n")
+    if ctx is None:
+        decls += c_array("w", p["weight"], "cfg::weight_t")
+        w = "w"
+    else:
+        w = ctx.weights(f"w_{node.name}", p["weight"], weight_t)
+    decls += (c_array("b", p["bias"], "cfg::bias_t") + c_array("m0", np.broadcast_to(p["m0"], (n,)), "cfg::mult_t")
+              + c_array("sh", np.broadcast_to(p["shift"], (n,)), "cfg::shift_t"))
+    return decls, f"hwgen::{fn}<cfg>(in0, out0, {w}, b, m0, sh);"
+
+
+def linear_cost(op: str, ctx, node: Node, rows: int, k: int, n: int, x_qt, w_qt, y_qt):
+    """Linear.cost's formulas for any user of the tiled core (linear, patch_embed, MoE experts)."""
+    import math
+
+    from hwgen.cost import model as cm
+
+    d, mem = ctx.design, ctx.mem
+    t = rows * ctx.row_scale
+    if ctx.unrolled and "linear" not in d.overrides.get(node.name, {}):
+        ti, to, nl, wbuf, pack = k, n, max(rows, 1), "matrix", d.linear.pack_int8
+    else:
+        kn = ctx.knobs(node, "linear")
+        ti, to, nl, wbuf, pack = min(kn.tile_in, k), min(kn.tile_out, n), min(kn.lanes, max(rows, 1)), \
+            kn.weight_buffer, kn.pack_int8
+    g = cm.groups(t, nl)
+    a_bits, w_bits = cm.centred_bits(x_qt), cm.centred_bits(w_qt)
+    acc = a_bits + w_bits + max(1, math.ceil(math.log2(max(k, 2)))) + 1
+    tiles = cm.ceil_div(n, to) * cm.ceil_div(k, ti)
+    depth = 8 + math.ceil(math.log2(max(ti, 2)))
+    compute = g * tiles + depth
+    macs = t * k * n
+    offchip = d.weights_offchip and not ctx.unrolled
+    wbytes = (k * n * cm.op_bits(w_qt) / 8 + 4 * n) if offchip else 0.0
+    fetches = g if wbuf == "none" else 1
+    mem_bits = d.memory.axi_bits
+    rate = mem.rate(mem_bits, d.memory.weight_ports)
+    load = fill = 0.0
+    if offchip:
+        tile_b = ti * to * cm.op_bits(w_qt) / 8
+        w_t = tile_b / rate
+        load = fetches * wbytes / rate + mem.latency
+        if not d.memory.overlap:
+            cycles = compute + load + (tiles * fetches * mem.latency if wbuf != "matrix" else 0.0)
+        elif wbuf == "matrix":
+            cycles = max(compute, load)
+        else:
+            per_tile = max(g if wbuf == "tile" else 1.0, w_t)
+            fill = w_t + max(0.0, mem.latency - (d.memory.prefetch - 1) * g)
+            cycles = tiles * fetches * per_tile + fill + depth
+    else:
+        cycles = compute
+    x_bytes = t * k * cm.op_bits(x_qt) / 8
+    y_bytes = t * n * cm.op_bits(y_qt) / 8
+    io, act_bytes = cm.act_io(ctx, node, [x_bytes], [y_bytes])
+    cycles = max(cycles, io, (wbytes * fetches + act_bytes) / mem.total)
+    # -- resources ----------------------------------------------------------------------------------------
+    res = cm.mac_array(ti * to * nl, a_bits, w_bits, acc, ctx.board, pack, outputs=to * nl, reduce=ti)
+    res += cm.requantiser(acc, ctx.board, math.ceil(to * nl / max(1, cm.ceil_div(k, ti))))
+    st = d.memory.storage
+    if offchip and wbuf == "tile":
+        res += cm.memory(a_bits, cm.ceil_div(rows, nl) * cm.ceil_div(k, ti), ti * nl, st, ctx.board)
+        res += cm.memory(acc, cm.ceil_div(rows, nl), to * nl, st, ctx.board)
+        width = min(ti * to * cm.op_bits(w_qt), mem_bits * d.memory.weight_ports)
+        res += cm.memory(width, d.memory.prefetch * math.ceil(ti * to * cm.op_bits(w_qt) / width), 1, st, ctx.board)
+        res += cm.Resources(ff=2 * ti * to * w_bits)
+    elif offchip and wbuf == "matrix":
+        res += cm.memory(w_bits, cm.ceil_div(k, ti) * cm.ceil_div(n, to), ti * to, st, ctx.board,
+                         copies=2 if d.memory.overlap else 1)
+        res += cm.memory(a_bits, cm.ceil_div(k, ti), ti * nl, st, ctx.board)
+    else:
+        if offchip:  # "none": a tile register pair and one x row per lane
+            res += cm.Resources(ff=2 * ti * to * w_bits)
+        else:        # weights stay on chip for good
+            res += cm.memory(w_bits, cm.ceil_div(k, ti) * cm.ceil_div(n, to), ti * to, st, ctx.board)
+        res += cm.memory(a_bits, cm.ceil_div(k, ti), ti * nl, st, ctx.board)
+    if offchip:
+        res += cm.axi_adapter(mem_bits, d.memory.weight_ports)
+    res += cm.control()
+    sig = f"{ti}x{to}x{nl}" if node.name in d.overrides else ""
+    kernel = ctx.kernel("linear", node, sig)
+    blocking = wbuf == "tile" and offchip
+    formula = (f"{g:.4g} x {tiles} tiles; {macs:.3g} MAC; load {load:.4g} ({wbuf}, "
+               f"{'overlap' if d.memory.overlap else 'serial'})")
+    return cm.Cost(node.name, op, kernel, cycles, compute=compute, load=load, io=io, depth=depth, macs=macs,
+                   weight_bytes=wbytes * fetches, act_bytes=act_bytes, res=res, rows=max(t, 1.0),
+                   blocking=blocking, streams=not blocking, formula=formula)
 
 
 def _transpose_const(graph: Graph, name: str) -> str:

@@ -72,6 +72,74 @@ class Lut(OpDef):
         node.attrs["_params"] = params
         return params
 
+    # -- cost model (hwgen/cost) ---------------------------------------------------------------------
+    cost_groups = ('linear', 'elementwise', 'memory')
+
+    def cost(self, graph: Graph, node: Node, design, board, ctx=None):
+        """A table per two lanes (dual-port), `lanes` elements per cycle:
+          compute = ceil(elements/lanes) + depth
+          lanes = elementwise.par, or, when fused into the write-out of the linear kernel that produces its
+          input (GELU, as UbiMoE), the linear's output rate ceil(T_OUT*L / ceil(K/T_IN)) so it never stalls it
+          table: 2^bits entries x out bits (exact, inputs <= 12 bits) or 2^10+1 entries x (out+8) bits plus one
+          interpolation multiplier per lane; LUTROM when small, BRAM otherwise
+        """
+        import math
+
+        from hwgen.cost import model as cm
+
+        ctx = ctx or cm.default_context(design, board)
+        x, y = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
+        facts = ctx.facts(node)
+        if facts.get("fused_rate"):
+            kn = ctx.knobs(node, "linear") if not ctx.unrolled else None
+            k = facts["fused_k"]
+            if kn is None:
+                lanes = max(1, x.size // max(k, 1))
+            else:
+                lanes = max(1, math.ceil(min(kn.tile_out, x.shape[-1]) * kn.lanes / max(1, cm.ceil_div(k, kn.tile_in))))
+        else:
+            lanes = ctx.knobs(node, "elementwise").par
+        in_bits, out_bits = cm.op_bits(x.qtype), cm.op_bits(y.qtype)
+        exact = in_bits <= LUT_EXACT_BITS
+        entries, width = (2 ** in_bits, out_bits) if exact else (2 ** LUT_INDEX_BITS + 1, out_bits + INTERP_FRAC)
+        lane = cm.Resources(lut=2 * out_bits, ff=in_bits + out_bits)
+        if not exact:
+            lane += cm.Resources(dsp=cm.dsp_per_mult(width, in_bits - LUT_INDEX_BITS + 1, ctx.board), lut=2 * width)
+        tables = cm.memory(width, entries, 1, ctx.design.memory.storage, ctx.board).scale(math.ceil(lanes / 2))
+        elements = y.size * ctx.row_scale
+        fused = bool(facts.get("fused_rate"))
+        ins = [] if fused else [elements * in_bits / 8]
+        outs = [] if fused else [elements * out_bits / 8]
+        rows = elements / max(y.shape[-1] if y.shape else 1, 1)
+        kernel = ctx.kernel("lut", node)
+        return cm.elementwise(ctx, node, self.name, kernel, elements, lanes, lane, 4, rows, ins, outs, tables,
+                              formula=f"ceil({elements:g}/{lanes}){' fused' if fused else ''}")
+
+    # -- C++ kernel (templates/kernels/lut.h) -----------------------------------------------------------
+    kernel_header = "lut.h"
+
+    def schedule(self, graph: Graph, node: Node, design) -> int:
+        """`parallel`: elementwise.par (the unrolled regime: 4), lowered to a divisor of the element count."""
+        par = 4 if design.regime == "unrolled" else design.knobs_for(node.name, "elementwise").par
+        return lut_parallel(graph.tensors[node.inputs[0]].size, par)
+
+    def kernel_config(self, graph: Graph, node: Node, knobs=None, n_in: int | None = None) -> tuple[str, str]:
+        """hwgen::lut<cfg>(x, y) with Lut.params' table; knobs = `parallel` (elements per cycle, a divisor of
+        n_in); n_in: elements per call (default: the whole tensor of one sample)."""
+        from hwgen.codegen.cpp import c_int, int_ctype, member_array, modes, struct
+
+        p = self.params(graph, node)
+        x, y = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
+        n_in = x.size if n_in is None else n_in
+        parallel = lut_parallel(n_in, knobs or 1)
+        fields = (f"  typedef {x.qtype.c_type()} in_t;\n  typedef {y.qtype.c_type()} out_t;\n"
+                  f"  typedef {int_ctype(p['table'])} table_t;\n"
+                  f"  static const unsigned n_in = {n_in}, parallel = {parallel};\n"
+                  f"  static const long long qmin = {c_int(p['qmin'])};\n"
+                  f"  static const int shift = {p['shift']}, interp_frac = {INTERP_FRAC};\n"
+                  f"  static const unsigned table_entries = {len(p['table'])};\n" + modes(y.qtype))
+        return struct("cfg", fields, [member_array("cfg", "table_t", "table", p["table"])]), "hwgen::lut<cfg>(in0, out0);"
+
     def simulate(self, graph: Graph, node: Node, inputs: list[np.ndarray], stats: SimStats) -> list[np.ndarray]:
         p = self.params(graph, node)
         out = graph.tensors[node.outputs[0]].qtype
@@ -83,6 +151,14 @@ class Lut(OpDef):
         y = lo + numerics.shift_round((hi - lo) * f, p["shift"], numerics.Rounding.TRN)
         y = numerics.shift_round(y, INTERP_FRAC, out.rounding)
         return [common.saturate(y, out, stats, node.outputs[0])]
+
+
+def lut_parallel(n_in: int, par: int) -> int:
+    """The largest divisor of n_in not above par (lut.h needs `parallel` to divide n_in)."""
+    par = max(1, min(int(par), max(n_in, 1)))
+    while n_in % par:
+        par -= 1
+    return par
 
 
 def _quantize_real(real: np.ndarray, out: QType) -> np.ndarray:

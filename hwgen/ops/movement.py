@@ -39,6 +39,40 @@ def emit_strided(graph: Graph, node: Node, ctx, out_name: str, out_dims, src_str
 class _Movement(OpDef):
     data_movement = True
 
+    # -- cost model (hwgen/cost) ---------------------------------------------------------------------
+    cost_groups = ('elementwise', 'memory')
+
+    def cost(self, graph: Graph, node: Node, design, board, ctx=None):
+        """Data movement has no arithmetic. A reshape, and a transpose/slice/gather/split that the graph
+        analysis folds into a neighbour's addressing (head split/merge around attention, the patch
+        embedding's output order), is a view: 0 cycles, the address arithmetic of its consumer
+        (16 LUTs and 16 FFs per axis). Otherwise it is a strided copy (templates/kernels/movement.h),
+        PAR = elementwise.par elements per cycle, that needs its whole input first:
+          compute = ceil(elements/PAR) + depth;  a constant operand (a class token) is stored on chip
+        """
+        from hwgen.cost import model as cm
+
+        ctx = ctx or cm.default_context(design, board)
+        y = graph.tensors[node.outputs[0]]
+        rank = max(len(y.shape), 1)
+        agu = cm.Resources(lut=16 * rank, ff=16 * rank)
+        if self.name == "reshape" or ctx.facts(node).get("folded"):
+            return cm.Cost(node.name, self.name, "views", 0.0, res=agu, view=True,
+                           formula="view: folded into addressing")
+        par = max(1, ctx.knobs(node, "elementwise").par)
+        extra = agu
+        for i in node.inputs:
+            t = graph.tensors[i]
+            if t.is_const:
+                extra += cm.memory(cm.op_bits(t.qtype), t.size, 1, ctx.design.memory.storage, ctx.board)
+        elements = sum(graph.tensors[o].size for o in node.outputs) * ctx.row_scale
+        bits = cm.op_bits(y.qtype)
+        ins = [graph.tensors[i].size * ctx.row_scale * bits / 8 for i in node.inputs if not graph.tensors[i].is_const]
+        outs = [elements * bits / 8]
+        lane = cm.Resources(lut=bits, ff=bits)
+        return cm.elementwise(ctx, node, self.name, ctx.kernel("movement", node), elements, par, lane, 3, 1, ins, outs,
+                              extra, blocking=True, formula=f"strided copy ceil({elements:g}/{par})")
+
     def check(self, graph: Graph, node: Node) -> None:
         src = graph.tensors[node.inputs[0]].qtype
         if src.per_channel:
@@ -180,29 +214,41 @@ class Concat(_Movement):
             if graph.tensors[i].qtype.per_channel:
                 raise self.unsupported(node, "concatenating tensors with per-channel scales")
 
-    def emit(self, graph: Graph, node: Node, ctx) -> None:
-        out_t = graph.tensors[node.outputs[0]]
+    # -- C++ kernel (concat_part in templates/kernels/requant.h), emitted by OpDef.emit -----------------
+    kernel_header = "requant.h"
+
+    def kernel_config(self, graph: Graph, node: Node, knobs=None) -> tuple[str, str]:
+        """One concat_part config per input (requantised like common.to_type when its type differs)."""
+        from hwgen.codegen.cpp import c_array, c_bool, c_int, modes
+
+        out = graph.tensors[node.outputs[0]]
         axis = node.attrs["axis"]
-        n_outer = int(np.prod(out_t.shape[:axis], dtype=np.int64))
-        out_inner = int(np.prod(out_t.shape[axis:], dtype=np.int64))
-        offset = 0
-        ctx.include("requant.h")
-        for name in node.inputs:
+        n_outer = int(np.prod(out.shape[:axis], dtype=np.int64))
+        out_inner = int(np.prod(out.shape[axis:], dtype=np.int64))
+        decls, calls, offset, k_in = [], [], 0, 0
+        for j, name in enumerate(node.inputs):
             t = graph.tensors[name]
             in_inner = int(np.prod(t.shape[axis:], dtype=np.int64))
-            convert = not t.qtype.same_as(out_t.qtype)
-            m0, shift = common.requant_params(float(t.qtype.scale), out_t.qtype) if convert else (1 << 30, 30)
-            cfg = ctx.config(node.name, [
-                f"typedef {t.qtype.c_type()} in_t;", f"typedef {out_t.qtype.c_type()} out_t;", "typedef ap_uint<32> mult_t;",
-                f"static const int n_outer = {n_outer};", f"static const int in_inner = {in_inner};",
-                f"static const int out_inner = {out_inner};", f"static const int offset = {offset};",
-                f"static const bool convert = {'true' if convert else 'false'};",
-                f"static const long long in_zero_point = {int(t.qtype.zero_point)};", f"static const long long m0 = {int(m0)};",
-                f"static const long long out_zero_point = {int(out_t.qtype.zero_point)};", f"static const int shift = {int(shift)};",
-                f"static const ap_q_mode rounding = {out_t.qtype.rounding.value};",
-                f"static const ap_o_mode overflow = {out_t.qtype.overflow.value};"])
-            ctx.call(f"hwgen::concat_part<hwgen_cfg::{cfg}>({ctx.tensor(name)}, {ctx.tensor(node.outputs[0])});", node)
+            convert = not t.qtype.same_as(out.qtype)
+            m0, shift = common.requant_params(float(t.qtype.scale), out.qtype) if convert else (1 << 30, 30)
+            decls.append(
+                f"struct cfg{j} {{\n"
+                f"  typedef {t.qtype.c_type()} in_t;\n  typedef {out.qtype.c_type()} out_t;\n"
+                f"  typedef ap_uint<{common.MULT_BITS}> mult_t;\n"
+                f"  static const int n_outer = {n_outer}, in_inner = {in_inner}, out_inner = {out_inner}, "
+                f"offset = {offset}, shift = {int(shift)};\n"
+                f"  static const bool convert = {c_bool(convert)};\n"
+                f"  static const long long in_zero_point = {c_int(common.scalar_zp(t.qtype))}, m0 = {c_int(m0)}, "
+                f"out_zero_point = {c_int(common.scalar_zp(out.qtype))};\n" + modes(out.qtype) + "};\n")
+            if t.is_const:
+                decls.append(c_array(f"k{j}", t.data, t.qtype))
+                src = f"k{j}"
+            else:
+                src = f"in{k_in}"
+                k_in += 1
+            calls.append(f"hwgen::concat_part<cfg{j}>({src}, out0);")
             offset += in_inner
+        return "".join(decls), "\n".join(calls)
 
     def simulate(self, graph, node, inputs, stats):
         out = graph.tensors[node.outputs[0]].qtype

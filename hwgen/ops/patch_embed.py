@@ -47,6 +47,36 @@ class PatchEmbed(OpDef):
     def params(self, graph: Graph, node: Node) -> dict:
         return get("linear").params(graph, node)
 
+    # -- C++ kernel (templates/kernels/patch_embed.h: im2col addressing around linear.h's core) --------
+    kernel_header = "patch_embed.h"
+
+    def schedule(self, graph: Graph, node: Node, design) -> tuple[int, int, int]:
+        return get("linear").schedule(graph, node, design)
+
+    def kernel_config(self, graph: Graph, node: Node, knobs=None) -> tuple[str, str]:
+        """hwgen::patch_embed<cfg>(x, y, w, b, m0, sh); knobs = (tile_in, tile_out, n_lanes)."""
+        from hwgen.ops.linear import linear_kernel_config
+
+        return linear_kernel_config(graph, node, knobs)
+
+    def emit_config(self, graph: Graph, node: Node, ctx) -> tuple[str, str]:
+        from hwgen.ops.linear import linear_kernel_config
+
+        return linear_kernel_config(graph, node, self.schedule(graph, node, ctx.design), ctx)
+
+    cost_groups = ('linear', 'memory')
+
+    def cost(self, graph: Graph, node: Node, design, board, ctx=None):
+        """The linear kernel with im2col addressing: rows = patches (H/kh * W/kw), K = C*kh*kw, N = embed
+        dim; every formula is Linear.cost's (hwgen/ops/linear.py)."""
+        from hwgen.cost.model import default_context
+        from hwgen.ops.linear import linear_cost, linear_rows
+
+        ctx = ctx or default_context(design, board)
+        k, n = graph.shape(node.inputs[1])
+        return linear_cost(self.name, ctx, node, linear_rows(graph, node), k, n, graph.tensors[node.inputs[0]].qtype,
+                           graph.tensors[node.inputs[1]].qtype, graph.tensors[node.outputs[0]].qtype)
+
     def simulate(self, graph: Graph, node: Node, inputs: list[np.ndarray], stats: SimStats) -> list[np.ndarray]:
         x = np.asarray(inputs[0], dtype=np.int64)
         n, one, c, h, w = x.shape

@@ -95,6 +95,10 @@ class AssignTypes(Pass):
         if not np.all(np.isfinite(data)):
             raise UnsupportedError(f"constant '{t.name}' holds NaN or infinity", node=node.source[0] if node.source else node.name,
                                    op=node.op)
+        if data.size and float(np.max(np.abs(data))) * 2.0**qt.frac_bits >= 2.0**62:  # beyond int64 codes
+            raise UnsupportedError(f"constant '{t.name}' holds values too large for {qt} (max |x| = "
+                                   f"{float(np.max(np.abs(data))):.3g})", node=node.source[0] if node.source else node.name,
+                                   op=node.op)
         from hwgen.ops.quantize import _round_float
 
         codes = _round_float(data * 2.0**qt.frac_bits, qt.rounding)

@@ -135,22 +135,30 @@ class FuseElementwiseRegions(Pass):
                 break
             region.insert(0, prod)
             x = self._inputs(graph, prod)[0]
+        members = set(region)  # sets, and `produced` grown as nodes join: linear passes over long chains
+        produced = {o for n in region for o in n.outputs}
         grown = True
         while grown:
             grown = False
-            produced = {o for n in region for o in n.outputs}
             for n in graph.nodes:
-                if n in region or not self._is_elementwise(graph, n):
+                if n in members or not self._is_elementwise(graph, n):
                     continue
                 ins = self._inputs(graph, n)
                 if ins and all(i in produced or i == x for i in ins) and any(i in produced for i in ins):
                     region.append(n)
+                    members.add(n)
+                    produced.update(n.outputs)
                     grown = True
-        produced = {o for n in region for o in n.outputs}
-        leaving = [o for o in produced if o in graph.outputs or any(c not in region for c in graph.consumers(o))]
+        readers: dict[str, list] = {}
+        for n in graph.nodes:
+            for i in n.inputs:
+                readers.setdefault(i, []).append(n)
+        outs = set(graph.outputs)
+        leaving = [o for o in produced if o in outs or any(c not in members for c in readers.get(o, ()))]
         if len(leaving) != 1:
             return None
-        region.sort(key=graph.nodes.index)
+        order = {id(n): k for k, n in enumerate(graph.nodes)}
+        region.sort(key=lambda n: order[id(n)])
         return region, x, leaving[0]
 
     def _replace(self, graph: Graph, region: list[Node], x: str, out: str) -> None:

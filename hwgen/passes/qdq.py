@@ -56,14 +56,27 @@ def _scale_zp(graph: Graph, node: Node, scale_name: str, zp_name: str | None, ou
         zp_arr = np.asarray(zp, dtype=np.int64)
         if zp_arr.size == 1:
             zp_arr = zp_arr.reshape(())
+        if zp_arr.ndim > 1 or (zp_arr.ndim == 1 and zp_arr.shape != scale.shape):
+            raise _err(node, f"zero point of shape {list(zp_arr.shape)} does not match the scale's {list(scale.shape)}")
     return scale, zp_arr, bits, signed
 
 
-def _axis(node: Node, rank: int, scale: np.ndarray) -> int | None:
+def _axis(node: Node, rank: int, scale: np.ndarray, shape=None) -> int | None:
+    """The per-channel axis (None for per-tensor), checked against the quantised tensor's shape."""
     if scale.ndim == 0:
         return None
     axis = int(node.attrs.get("axis", 1))
-    return axis + rank if axis < 0 else axis
+    axis = axis + rank if axis < 0 else axis
+    if not 0 <= axis < rank:
+        raise _err(node, f"axis {node.attrs.get('axis', 1)} is out of range for a tensor of rank {rank}")
+    if shape is not None and scale.size != int(shape[axis]):
+        raise _err(node, f"{scale.size} per-channel scales for {int(shape[axis])} channels on axis {axis}")
+    return axis
+
+
+def _finite_const(node: Node, name: str, data) -> None:
+    if not np.all(np.isfinite(np.asarray(data, dtype=np.float64))):
+        raise _err(node, f"constant '{name}' holds NaN or infinity")
 
 
 class AbsorbQDQ(Pass):
@@ -96,7 +109,7 @@ class AbsorbQDQ(Pass):
         scale, zp, bits, signed = _scale_zp(graph, q, q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else None,
                                             q.attrs.get("output_dtype"))
         rank = len(graph.shape(x))
-        qtype = QType.integer(bits, signed, scale, zp, _axis(q, rank, scale))
+        qtype = QType.integer(bits, signed, scale, zp, _axis(q, rank, scale, graph.shape(x)))
         graph.remove_node(q)
         target = self._typed_tensor(graph, x, y, qtype, q)
         for dq in [n for n in graph.consumers(y) if n.op == "onnx.DequantizeLinear"]:
@@ -111,6 +124,7 @@ class AbsorbQDQ(Pass):
         """Put `qtype` on x itself when nothing else reads x in float; else insert a quantize node."""
         xt = graph.tensors[x]
         if xt.is_const:
+            _finite_const(q, x, xt.data)
             data = np.asarray(xt.data, dtype=np.float32)
             codes = numerics.quantize_linear(data, qtype.scale, qtype.zero_point, qtype.bits, qtype.signed,
                                              axis=qtype.axis)
@@ -140,13 +154,13 @@ class AbsorbQDQ(Pass):
             if dt not in _INT_TYPES:
                 raise _err(dq, f"dequantized constant has type {dt}")
             bits, signed = _INT_TYPES[dt]
-            qtype = QType.integer(bits, signed, scale, zp, _axis(dq, xt.data.ndim, scale))
+            qtype = QType.integer(bits, signed, scale, zp, _axis(dq, xt.data.ndim, scale, xt.data.shape))
             graph.remove_node(dq)
             t = graph.add_const(out + "_q", np.asarray(xt.data, dtype=np.int64), qtype, source=x)
             graph.replace_uses(out, t.name)
             return
         if x in graph.inputs and xt.qtype is None:
-            xt.qtype = QType.integer(bits, signed, scale, zp, _axis(dq, len(xt.shape), scale))
+            xt.qtype = QType.integer(bits, signed, scale, zp, _axis(dq, len(xt.shape), scale, xt.shape))
             graph.remove_node(dq)
             graph.replace_uses(out, x)
             return
@@ -162,8 +176,11 @@ class AbsorbQDQ(Pass):
         if scale is None or zpt is None or bitwidth is None:
             raise _err(node, "scale, zero point and bit width must be constants", UnsupportedError)
         scale = np.asarray(scale, dtype=np.float64)
-        bits = float(np.asarray(bitwidth).reshape(-1)[0])
-        if bits != int(bits) or not 2 <= bits <= 32:
+        bitwidth = np.asarray(bitwidth, dtype=np.float64).reshape(-1)
+        if bitwidth.size != 1:
+            raise _err(node, "bit width must be a scalar", UnsupportedError)
+        bits = float(bitwidth[0])
+        if not np.isfinite(bits) or bits != int(bits) or not 2 <= bits <= 32:
             raise _err(node, f"bit width {bits} is not an integer in [2, 32]", UnsupportedError)
         bits = int(bits)
         signed = bool(node.attrs.get("signed", 1))
@@ -175,8 +192,11 @@ class AbsorbQDQ(Pass):
         if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
             raise _err(node, "scale must be finite and positive")
         zp = np.asarray(zpt, dtype=np.float64)
-        if np.any(zp != np.round(zp)):
+        if not np.all(np.isfinite(zp)) or np.any(zp != np.round(zp)):
             raise _err(node, "non-integer zero points are not supported", UnsupportedError)
+        lo, hi = numerics.int_range(int(bits), signed)
+        if np.any(zp < lo) or np.any(zp > hi):
+            raise _err(node, f"zero point outside the {int(bits)}-bit {'signed' if signed else 'unsigned'} range")
         if narrow:
             raise _err(node, "narrow-range Quant is not supported yet", UnsupportedError)
         rank = len(graph.shape(x))
@@ -185,6 +205,7 @@ class AbsorbQDQ(Pass):
         graph.remove_node(node)
         xt = graph.tensors[x]
         if xt.is_const:
+            _finite_const(node, x, xt.data)
             codes = _qonnx_codes(np.asarray(xt.data, dtype=np.float64), scale, zp, qtype, mode.upper())
             t = graph.add_const(out + "_q", codes, qtype, source=out)
             graph.replace_uses(out, t.name)

@@ -61,18 +61,18 @@ void attention_scores(hls::stream<typename CONFIG::q_t>& q, hls::stream<typename
   typename CONFIG::q_t qbuf[P][CONFIG::head_dim];
 #pragma HLS ARRAY_PARTITION variable = kbuf complete dim = 2
 #pragma HLS ARRAY_PARTITION variable = qbuf complete dim = 0
-heads:
+HEADS:
   for (unsigned h = 0; h < CONFIG::n_heads; h++) {
-  load_k:
+  LOAD_K:
     for (unsigned j = 0; j < CONFIG::n_kv; j++) {
       for (unsigned d = 0; d < CONFIG::head_dim; d++) {
 #pragma HLS PIPELINE II = 1
         kbuf[j][d] = k.read();
       }
     }
-  query_groups:
+  QUERY_GROUPS:
     for (unsigned g = 0; g < groups; g++) {
-    load_q:
+    LOAD_Q:
       for (unsigned p = 0; p < P; p++) {
         for (unsigned d = 0; d < CONFIG::head_dim; d++) {
 #pragma HLS PIPELINE II = 1
@@ -81,7 +81,7 @@ heads:
       }
       i64 mx[P];
 #pragma HLS ARRAY_PARTITION variable = mx complete
-    keys:
+    KEYS:
       for (unsigned j = 0; j < CONFIG::n_kv; j++) {
 #pragma HLS PIPELINE II = 1
         attn_vec<t_t, CONFIG::parallel> out;
@@ -122,7 +122,7 @@ void attention_exp(hls::stream<attn_vec<typename CONFIG::softmax::in_t, CONFIG::
   typedef typename CONFIG::softmax SM;
   const unsigned P = CONFIG::parallel;
   const unsigned groups = (CONFIG::n_q + P - 1) / P;
-rows:
+ROWS:
   for (unsigned hg = 0; hg < CONFIG::n_heads * groups; hg++) {
     const attn_vec<typename SM::in_t, CONFIG::parallel> m = maxes.read();
     attn_vec<typename SM::sum_t, CONFIG::parallel> s;
@@ -130,7 +130,7 @@ rows:
 #pragma HLS UNROLL
       s.v[p] = 0;
     }
-  keys:
+  KEYS:
     for (unsigned j = 0; j < CONFIG::n_kv; j++) {
 #pragma HLS PIPELINE II = 1
       const attn_vec<typename SM::in_t, CONFIG::parallel> t = scores.read();
@@ -162,16 +162,16 @@ void attention_pv(hls::stream<attn_vec<typename CONFIG::softmax::exp_t, CONFIG::
 #pragma HLS ARRAY_PARTITION variable = vbuf complete dim = 2
 #pragma HLS ARRAY_PARTITION variable = acc complete dim = 0
 #pragma HLS ARRAY_PARTITION variable = recip complete
-heads:
+HEADS:
   for (unsigned h = 0; h < CONFIG::n_heads; h++) {
-  load_v:
+  LOAD_V:
     for (unsigned j = 0; j < CONFIG::n_kv; j++) {
       for (unsigned d = 0; d < CONFIG::v_dim; d++) {
 #pragma HLS PIPELINE II = 1
         vbuf[j][d] = v.read();
       }
     }
-  query_groups:
+  QUERY_GROUPS:
     for (unsigned g = 0; g < groups; g++) {
       const attn_vec<typename SM::sum_t, CONFIG::parallel> s = sums.read();
       for (unsigned p = 0; p < P; p++) {
@@ -182,7 +182,7 @@ heads:
           acc[p][d] = 0;
         }
       }
-    keys:
+    KEYS:
       for (unsigned j = 0; j < CONFIG::n_kv; j++) {
 #pragma HLS PIPELINE II = 1
         const attn_vec<typename SM::exp_t, CONFIG::parallel> e = exps.read();
@@ -195,7 +195,7 @@ heads:
           }
         }
       }
-    emit:
+    EMIT:
       for (unsigned p = 0; p < P; p++) {
 #pragma HLS PIPELINE II = 1
         if (g * P + p < CONFIG::n_q) {
@@ -217,7 +217,7 @@ heads:
 template <class CONFIG>
 void attention_write(hls::stream<attn_vec<typename CONFIG::out_t, CONFIG::v_dim> >& rows,
                      hls::stream<typename CONFIG::out_t>& out) {
-rows:
+ROWS:
   for (unsigned r = 0; r < CONFIG::n_heads * CONFIG::n_q; r++) {
     attn_vec<typename CONFIG::out_t, CONFIG::v_dim> o;
     for (unsigned d = 0; d < CONFIG::v_dim; d++) {

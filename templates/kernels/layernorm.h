@@ -56,7 +56,8 @@ template <class CONFIG>
 void layernorm(const typename CONFIG::in_t x[CONFIG::n_rows * CONFIG::n],
                typename CONFIG::out_t y[CONFIG::n_rows * CONFIG::n]) {
   typedef typename CONFIG::out_t out_t;
-  i64 xc[CONFIG::n];
+  typedef ap_int<elem<typename CONFIG::in_t>::bits + 1> xc_t;  // q - x_zero_point
+  xc_t xc[CONFIG::n];
 ROWS:
   for (unsigned r = 0; r < CONFIG::n_rows; r++) {
     const unsigned base = r * CONFIG::n;
@@ -65,7 +66,7 @@ ROWS:
     for (unsigned i = 0; i < CONFIG::n; i++) {
 #pragma HLS PIPELINE II = 1
       const i64 v = raw(x[base + i]) - CONFIG::x_zero_point;
-      xc[i] = v;
+      xc[i] = (xc_t)v;
       s1 += v;
       s2 += v * v;
     }
@@ -78,7 +79,7 @@ ROWS:
   NORMALISE:
     for (unsigned i = 0; i < CONFIG::n; i++) {
 #pragma HLS PIPELINE II = 1
-      const i64 c = (i64)CONFIG::n * xc[i] - s1;
+      const i64 c = (i64)CONFIG::n * xc[i].to_int64() - s1;
       const i64 z = shift_round<AP_RND>(c * rs, zshift);
       const i64 acc = z * CONFIG::gamma_mult[i] + CONFIG::beta_term[i];
       const i64 q = overflow<elem<out_t>::bits, elem<out_t>::is_signed, CONFIG::overflow>(

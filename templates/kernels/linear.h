@@ -31,6 +31,7 @@
 //   static const ap_o_mode overflow;
 // };
 // void linear<config>(x[n_rows*n_in], y[n_rows*n_out], w[n_in*n_out], b[n_out], m0[n_out], shift[n_out])
+// void linear_rows<config>(x, y, w, b, m0, shift, int rows)   // the first `rows` (<= n_rows) rows only
 #ifndef HWGEN_LINEAR_H
 #define HWGEN_LINEAR_H
 
@@ -51,24 +52,28 @@ struct rows_addr {
 template <class CONFIG_T, class ADDR, long long W_ZP, bool HAS_BIAS, bool PER_CHANNEL>
 void gemm_tiled(const typename CONFIG_T::in_t* x, typename CONFIG_T::out_t* y,
                 const typename CONFIG_T::weight_t* w, const typename CONFIG_T::bias_t* b,
-                const typename CONFIG_T::mult_t* m0, const typename CONFIG_T::shift_t* shift) {
+                const typename CONFIG_T::mult_t* m0, const typename CONFIG_T::shift_t* shift,
+                const int n_rows = CONFIG_T::n_rows) {
 #pragma HLS INLINE
   typedef typename CONFIG_T::in_t in_t;
   typedef typename CONFIG_T::weight_t weight_t;
   typedef typename CONFIG_T::accum_t accum_t;
   typedef typename CONFIG_T::out_t out_t;
   typedef ap_int<elem<in_t>::bits + 1> xc_t;                          // x - zx
-  typedef ap_int<elem<weight_t>::bits + (W_ZP != 0 ? 1 : 0)> wc_t;   // w - zw
-  static const int R = CONFIG_T::n_rows;
+  // w - zw: one more bit when a zero point is subtracted or the codes are unsigned (matmul's b may be uint8)
+  typedef ap_int<elem<weight_t>::bits + ((W_ZP != 0 || !elem<weight_t>::is_signed) ? 1 : 0)> wc_t;
+  const int R = n_rows;  // rows of this call: CONFIG_T::n_rows, or fewer (linear_rows: a MoE expert's tokens)
   static const int K = CONFIG_T::n_in;
   static const int N = CONFIG_T::n_out;
   static const int NL = CONFIG_T::n_lanes;
   static const int TI = CONFIG_T::tile_in;
   static const int TO = CONFIG_T::tile_out;
   static_assert(NL >= 1 && TI >= 1 && TO >= 1, "tile sizes and lanes must be >= 1");
+  static const int MAX_GROUPS = (CONFIG_T::n_rows + NL - 1) / NL;
 
 ROW_GROUPS:
   for (int r0 = 0; r0 < R; r0 += NL) {
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = MAX_GROUPS
     xc_t xbuf[NL][K];
 #pragma HLS ARRAY_PARTITION variable = xbuf complete dim = 1
   LOAD_X:
@@ -145,6 +150,19 @@ void linear(const typename CONFIG_T::in_t x[CONFIG_T::n_rows * CONFIG_T::n_in],
             const typename CONFIG_T::shift_t shift[CONFIG_T::n_out]) {
 #pragma HLS INLINE off
   gemm_tiled<CONFIG_T, rows_addr, 0, true, true>(x, y, w, b, m0, shift);
+}
+
+// linear with the row count given at run time (0 <= n_rows <= CONFIG_T::n_rows): the same tiled core, for
+// MoE experts that run on the tokens routed to them only (rows past n_rows are neither read nor written).
+template <class CONFIG_T>
+void linear_rows(const typename CONFIG_T::in_t x[CONFIG_T::n_rows * CONFIG_T::n_in],
+                 typename CONFIG_T::out_t y[CONFIG_T::n_rows * CONFIG_T::n_out],
+                 const typename CONFIG_T::weight_t w[CONFIG_T::n_in * CONFIG_T::n_out],
+                 const typename CONFIG_T::bias_t b[CONFIG_T::n_out],
+                 const typename CONFIG_T::mult_t m0[CONFIG_T::n_out],
+                 const typename CONFIG_T::shift_t shift[CONFIG_T::n_out], int n_rows) {
+#pragma HLS INLINE off
+  gemm_tiled<CONFIG_T, rows_addr, 0, true, true>(x, y, w, b, m0, shift, n_rows);
 }
 
 }  // namespace hwgen

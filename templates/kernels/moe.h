@@ -20,11 +20,11 @@
 //   static const int shift;
 //   static const long long out_zero_point;
 //   static const ap_q_mode rounding;  static const ap_o_mode overflow;   // the output type's modes
-//   struct gate    { static void run(const x_t x[n_tokens*n_in], prob_t p[n_tokens*n_experts]); };
+//   struct gate    { static void run(const x_t x[n_tokens*n_in], prob_t p[n_tokens*n_experts], W... w); };
 //   struct experts { static void run(unsigned e, const x_t x[n_tokens*n_in], unsigned n_rows,
-//                                    y_t y[n_tokens*n_out]); };     // generated: a switch over e
+//                                    y_t y[n_tokens*n_out], W... w); };     // generated: a switch over e
 // };
-// hwgen::moe<config>(x, y);      // x: [n_tokens][n_in], y: [n_tokens][n_out], row-major
+// hwgen::moe<config>(x, y, w...);  // x: [n_tokens][n_in], y: [n_tokens][n_out], row-major; w: weight memories
 // y_t is one storage type for every expert's output codes (the widest of them); experts::run gets the
 // number of queued rows at run time (rows past n_rows are don't-care).
 #ifndef HWGEN_MOE_H
@@ -51,7 +51,7 @@ void moe_topk(const typename CONFIG::prob_t p[CONFIG::n_experts], unsigned sel[C
     idx[s] = 0;
     used[s] = false;
   }
-experts:
+EXPERTS:
   for (unsigned e = 0; e < CONFIG::n_experts; e++) {
 #pragma HLS PIPELINE II = 1
     const i64 v = raw(p[e]);
@@ -91,11 +91,11 @@ void moe_route(const typename CONFIG::prob_t probs[CONFIG::n_tokens * CONFIG::n_
 #pragma HLS UNROLL
     count[e] = 0;
   }
-tokens:
+TOKENS:
   for (unsigned t = 0; t < CONFIG::n_tokens; t++) {
     unsigned sel[CONFIG::top_k];
     moe_topk<CONFIG>(&probs[t * CONFIG::n_experts], sel);
-  enqueue:
+  ENQUEUE:
     for (unsigned s = 0; s < CONFIG::top_k; s++) {
 #pragma HLS PIPELINE II = 1
       const unsigned e = sel[s];
@@ -113,12 +113,12 @@ void moe_accumulate(unsigned e, unsigned n, const unsigned queue_tok[CONFIG::n_t
                     typename CONFIG::acc_t acc[CONFIG::n_tokens * CONFIG::n_out]) {
   const i64 mult = CONFIG::mult[e];
   const i64 yzp = CONFIG::y_zero_point[e];
-rows:
+ROWS:
   for (unsigned i = 0; i < n; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 0 max = CONFIG::n_tokens
     const unsigned t = queue_tok[i];
     const i64 wm = queue_w[i] * mult;  // the expert's one multiplier, once per token
-  cols:
+  COLS:
     for (unsigned o = 0; o < CONFIG::n_out; o++) {
 #pragma HLS PIPELINE II = 1
       acc[t * CONFIG::n_out + o] += wm * (raw(y[i * CONFIG::n_out + o]) - yzp);
@@ -130,7 +130,7 @@ rows:
 template <class CONFIG>
 void moe_finalize(const typename CONFIG::acc_t acc[CONFIG::n_tokens * CONFIG::n_out],
                   typename CONFIG::out_t out[CONFIG::n_tokens * CONFIG::n_out]) {
-elements:
+ELEMENTS:
   for (unsigned i = 0; i < CONFIG::n_tokens * CONFIG::n_out; i++) {
 #pragma HLS PIPELINE II = 1
     typedef typename CONFIG::out_t out_t;
@@ -140,10 +140,11 @@ elements:
   }
 }
 
-// The op: gate, route, experts one by one on their queued tokens, combine.
-template <class CONFIG>
+// The op: gate, route, experts one by one on their queued tokens, combine.  `w...` (none, or the weight
+// memories of a generated project: m_axi pointers) are passed on to gate::run and experts::run.
+template <class CONFIG, class... W>
 void moe(const typename CONFIG::x_t x[CONFIG::n_tokens * CONFIG::n_in],
-         typename CONFIG::out_t y[CONFIG::n_tokens * CONFIG::n_out]) {
+         typename CONFIG::out_t y[CONFIG::n_tokens * CONFIG::n_out], W... w) {
   typename CONFIG::prob_t probs[CONFIG::n_tokens * CONFIG::n_experts];
   unsigned count[CONFIG::n_experts];
   unsigned queue_tok[CONFIG::n_experts][CONFIG::n_tokens];
@@ -152,18 +153,18 @@ void moe(const typename CONFIG::x_t x[CONFIG::n_tokens * CONFIG::n_in],
   typename CONFIG::y_t yout[CONFIG::n_tokens * CONFIG::n_out];
   typename CONFIG::acc_t acc[CONFIG::n_tokens * CONFIG::n_out];
 
-  CONFIG::gate::run(x, probs);
+  CONFIG::gate::run(x, probs, w...);
   moe_route<CONFIG>(probs, count, queue_tok, queue_w);
-clear:
+CLEAR:
   for (unsigned i = 0; i < CONFIG::n_tokens * CONFIG::n_out; i++) {
 #pragma HLS PIPELINE II = 1
     acc[i] = 0;
   }
-experts:
+EXPERTS:
   for (unsigned e = 0; e < CONFIG::n_experts; e++) {
     const unsigned n = count[e];
     if (n == 0) continue;  // an expert nobody chose: its weights are never loaded
-  gather:
+  GATHER:
     for (unsigned i = 0; i < n; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 0 max = CONFIG::n_tokens
       for (unsigned c = 0; c < CONFIG::n_in; c++) {
@@ -171,7 +172,7 @@ experts:
         xin[i * CONFIG::n_in + c] = x[queue_tok[e][i] * CONFIG::n_in + c];
       }
     }
-    CONFIG::experts::run(e, xin, n, yout);
+    CONFIG::experts::run(e, xin, n, yout, w...);
     moe_accumulate<CONFIG>(e, n, queue_tok[e], queue_w[e], yout, acc);
   }
   moe_finalize<CONFIG>(acc, y);
