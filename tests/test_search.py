@@ -4,6 +4,7 @@ optimum on small spaces, the M3ViT-shape target, the Pareto front and the comman
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,23 @@ from hwgen.cost import estimate
 from hwgen.design import Design
 from hwgen.errors import HwgenError
 from hwgen.search import Space, exhaustive, parse_budget, pareto_front, search
-from tests.test_cost import ONNX, digits, m3vit
+ROOT = Path(__file__).resolve().parents[1]
+ONNX = ROOT / "models" / "onnx"
+
+
+@lru_cache(maxsize=None)
+def digits():
+    from hwgen.frontend import load_graph
+
+    return load_graph(ONNX / "moe_vit_digits.qdq.dynamo.onnx")
+
+
+def m3vit():
+    if not (ROOT / "models" / "cache" / "m3vit_shape.qdq.onnx").exists():
+        pytest.importorskip("torch")
+    from hwgen.cost.calibration import load_m3vit_shape
+
+    return load_m3vit_shape()
 
 FULL = {"dsp": 1.0, "bram18k": 1.0, "lut": 1.0, "ff": 1.0, "uram": 1.0}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -40,14 +41,21 @@ def display_name(name: str, limit: int = 80) -> str:
 
 
 def md_name(name: str) -> str:
-    """A name in the Markdown report: JSON-escaped (so '/' is '\\/'), no backquotes or pipes."""
-    text = json.dumps(str(name), ensure_ascii=True)[1:-1]
-    return text.replace("/", "\\/").replace("`", "\\u0060").replace("|", "\\u007c")
+    """A name in the Markdown report, JSON-escaped: '/' as '\\/', and shell/TCL/Markdown syntax
+    ([ ] $ ` | ; * and the like) as \\uXXXX, so no raw hostile string from the model lands in the file."""
+    text = json.dumps(str(name), ensure_ascii=True)[1:-1].replace("/", "\\/")
+    return "".join(f"\\u{ord(c):04x}" if c in _MD_UNSAFE else c for c in text)
+
+
+_MD_UNSAFE = "[]{}$`|;*<>()'!&#~^"
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
 def _md_json(value) -> str:
-    """JSON for the Markdown report: ASCII, '/' escaped, no ``` fence breaking out."""
-    return json.dumps(value, indent=1, sort_keys=True, ensure_ascii=True).replace("/", "\\/").replace("`", "\\u0060")
+    """JSON for the Markdown report, its strings escaped as md_name does (still valid JSON)."""
+    text = json.dumps(value, indent=1, sort_keys=True, ensure_ascii=True)
+    return _JSON_STRING.sub(lambda m: "".join(f"\\u{ord(c):04x}" if c in _MD_UNSAFE else c
+                                              for c in m.group(0).replace("/", "\\/")), text)
 
 
 def top_name(graph: Graph, model_path: str | None) -> str:

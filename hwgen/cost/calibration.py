@@ -108,3 +108,24 @@ def rooflines(graph: Graph, board, clock_mhz: float | None = None, pack: bool = 
             "compute_ms_unpacked": macs / (board.resources.dsp * clock * 1e6) * 1e3,
             "expert_weight_bytes": expert_bytes, "expert_weights_ms": expert_bytes / bw * 1e3,
             "all_weight_bytes": all_bytes, "all_weights_ms": all_bytes / bw * 1e3}
+
+
+_M3VIT: dict = {}
+
+
+def load_m3vit_shape() -> Graph:
+    """The lowered M3ViT-shaped model (models/m3vit_shape.py builds and caches the ONNX file on first use),
+    loaded once per process."""
+    if "graph" not in _M3VIT:
+        import sys
+        from pathlib import Path
+
+        from hwgen.frontend import load_graph
+
+        models = Path(__file__).resolve().parents[2] / "models"
+        if str(models) not in sys.path:
+            sys.path.insert(0, str(models))
+        from m3vit_shape import ensure_m3vit_shape
+
+        _M3VIT["graph"] = load_graph(ensure_m3vit_shape())
+    return _M3VIT["graph"]

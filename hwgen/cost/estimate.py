@@ -73,6 +73,7 @@ class Estimate:
     load_cycles: float = 0.0
     memory_floor_cycles: float = 0.0
     slr_ok: bool = True
+    io_cycles: float = 0.0
 
     @property
     def latency_ms(self) -> float:
@@ -102,9 +103,12 @@ class Estimate:
         return self.slr_ok and all(util[k] <= budget.get(k, 1.0) + 1e-9 for k in RESOURCES)
 
     def bound(self) -> str:
+        """What the per-node cycles are mostly spent on (summed over nodes; overlap aside)."""
         if self.memory_floor_cycles >= 0.98 * self.latency_cycles:
             return "off-chip bandwidth"
-        return "compute" if self.compute_cycles >= self.load_cycles else "weight loading"
+        parts = {"compute": self.compute_cycles, "weight loading": self.load_cycles,
+                 "activation traffic": self.io_cycles}
+        return max(parts, key=parts.get)
 
     def as_dict(self) -> dict:
         return {
@@ -319,7 +323,7 @@ class Estimator:
                     e[1] += mult
             level = nxt
         rows: dict = {}
-        compute = load = 0.0
+        compute = load = io = 0.0
         for c, mult in counts.values():
             key = "views" if c.view else c.kernel
             r = rows.get(key)
@@ -338,6 +342,7 @@ class Estimator:
                 r.act_bytes += mult * c.act_bytes
                 compute += mult * c.compute
                 load += mult * c.load
+                io += mult * c.io
         kernels = sorted(rows.values(), key=lambda r: -r.cycles)
         total = TOP
         for r in kernels:
@@ -365,7 +370,7 @@ class Estimator:
             limit = self.board.largest_slr
             slr_ok = all(r.res.fits(limit) for r in kernels)
         return Estimate(self.design, self.board, self.clock_mhz, self.realistic, latency, interval, macs, wbytes, abytes,
-                        total.rounded(), kernels, costs, compute, load, floor, slr_ok)
+                        total.rounded(), kernels, costs, compute, load, floor, slr_ok, io)
 
     def _graph_io(self, graph: Graph, costs: list) -> list:
         """The model's inputs are read from, and its outputs written to, off-chip memory (by the first and last
@@ -379,8 +384,8 @@ class Estimator:
                 c = out[i]
                 out[i] = _replace(c, cycles=max(c.cycles, t + c.depth), io=c.io + t, act_bytes=c.act_bytes + nbytes)
         for name, i in analysis.plan(graph, graph)["outputs"]:
-            if i is None:
-                continue
+            if i is None or self.ctx.dram_io(graph.nodes[i]):
+                continue  # (with intermediates in DRAM the producer already writes it there)
             nbytes = graph.tensors[name].size * cm.op_bits(graph.tensors[name].qtype) / 8
             t = self.mem.transfer(nbytes, self.design.memory.axi_bits)
             c = out[i]

@@ -183,8 +183,9 @@ _PORT = re.compile(r"\bwmem\d+\b")
 
 def _sub_runner(sg: Graph, fn: str, prefix: str, signature: str, x: str, y: str, design, ctx) -> tuple[str, str]:
     """(namespaces, function): the subgraph's nodes as calls of their kernels inside `void fn(signature)`,
-    reading the subgraph input from `x` and writing its output into `y`; a linear runs on `moe_n` rows
-    (linear_rows), other kernels on every row of the buffers (rows past moe_n are don't-care)."""
+    reading the subgraph input from `x` and writing its output into `y`; a linear and a lut run on the first
+    `moe_n` rows (linear_rows, lut_rows), other kernels on every row of the buffers (rows past moe_n are
+    don't-care)."""
     views = {}
 
     def root(t: str) -> str:
@@ -212,6 +213,15 @@ def _sub_runner(sg: Graph, fn: str, prefix: str, signature: str, x: str, y: str,
             if m is None:
                 raise ValueError(f"moe kernel: unexpected linear call {call!r}")
             call = f"hwgen::linear_rows<cfg>({m.group(1)}, moe_n);"
+        elif n.op == "lut":  # lut_rows on the routed rows: `parallel` must divide a row
+            from hwgen.ops.lut import lut_parallel
+
+            width = sg.tensors[n.inputs[0]].shape[-1]
+            decls, call = op.kernel_config(sg, n, lut_parallel(width, knobs or 1))
+            m = re.fullmatch(r"hwgen::lut<cfg>\((.*)\);", call.strip(), re.S)
+            if m is None:
+                raise ValueError(f"moe kernel: unexpected lut call {call!r}")
+            call = f"hwgen::lut_rows<cfg>({m.group(1)}, moe_n * {width});"
         else:
             decls, call = op.kernel_config(sg, n, knobs)
         if ctx is not None and op.kernel_header:

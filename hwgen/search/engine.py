@@ -214,20 +214,14 @@ def fold(graph: Graph, space: Space, board: str, target: float, base: dict) -> D
     meet `target` (a MoE expert's linears see the expected T*k/E rows)."""
     d = space.make(base, board, "unrolled")
     over: dict = {}
+    memo: dict = {}
     for g, n, rows in _walk_rows(graph):
         if n.op in ("linear", "patch_embed"):
             k, m = g.shape(n.inputs[1])
-            best = None
-            for ti in space.tile_in + [k]:
-                for to in space.tile_out + [m]:
-                    for l in space.lanes + [max(1, math.ceil(rows))]:
-                        if ti > k or to > m:
-                            continue
-                        cyc = math.ceil(rows / l) * math.ceil(m / to) * math.ceil(k / ti)
-                        if cyc <= target and (best is None or ti * to * l < best[0]):
-                            best = (ti * to * l, ti, to, l)
+            key = (k, m, rows)
+            best = memo.get(key)
             if best is None:
-                best = (0, k, m, max(1, math.ceil(rows)))
+                best = memo[key] = _fold_linear(space, k, m, rows, target)
             over[n.name] = {"linear": {"tile_in": best[1], "tile_out": best[2], "lanes": best[3]}}
         elif n.op == "attention":
             heads, q = int(n.attrs.get("heads", 1)), int(n.attrs.get("queries", 1))
@@ -243,6 +237,27 @@ def fold(graph: Graph, space: Space, board: str, target: float, base: dict) -> D
             over.setdefault(n.name, {})["elementwise"] = {"par": par}
     d.overrides = over
     return d
+
+
+def _fold_linear(space: Space, k: int, m: int, rows: float, target: float) -> tuple:
+    """(MACs, tile_in, tile_out, lanes) with the fewest MACs whose cycles meet `target`."""
+    full_rows = max(1, math.ceil(rows))
+    lanes = sorted(set(space.lanes) | {full_rows})
+    best = None
+    for ti in sorted(set(v for v in space.tile_in if v <= k) | {k}):
+        for to in sorted(set(v for v in space.tile_out if v <= m) | {m}):
+            per_group = math.ceil(m / to) * math.ceil(k / ti)
+            groups = int(target // per_group)
+            if groups < 1:
+                continue
+            need = math.ceil(rows / groups)
+            lane = next((v for v in lanes if v >= need), None)
+            if lane is None:
+                continue
+            macs = ti * to * lane
+            if best is None or macs < best[0]:
+                best = (macs, ti, to, lane)
+    return best or (k * m * full_rows, k, m, full_rows)
 
 
 def _walk_rows(graph: Graph, scale: float = 1.0):
@@ -341,9 +356,10 @@ class SearchResult:
 
 
 def search(graph: Graph, board: str | Board, budget: dict | None = None, objective: str = "latency",
-           space: Space | None = None, realistic: bool = True, top_k: int = 3, time_limit: float | None = None,
+           space: Space | None = None, realistic: bool = True, top_k: int = 3, time_limit: float | None = 8.0,
            progress=None) -> SearchResult:
-    """The two-stage search. Returns the best design that fits `budget` (fractions per resource)."""
+    """The two-stage search. Returns the best design that fits `budget` (fractions per resource).
+    Stage 2 stops refining after `time_limit` seconds of search (None: never)."""
     t0 = time.perf_counter()
     board = get_board(board) if not isinstance(board, Board) else board
     budget = parse_budget(None) if budget is None else budget

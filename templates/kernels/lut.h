@@ -17,6 +17,7 @@
 //   static const ap_q_mode rounding;  static const ap_o_mode overflow;   // output type's modes (shift > 0)
 // };
 // hwgen::lut<config>(x, y);
+// hwgen::lut_rows<config>(x, y, n);   // the first n elements only (n a multiple of parallel)
 #ifndef HWGEN_LUT_H
 #define HWGEN_LUT_H
 
@@ -46,6 +47,22 @@ void lut(const typename CONFIG::in_t x[CONFIG::n_in], typename CONFIG::out_t y[C
   static_assert(CONFIG::n_in % CONFIG::parallel == 0, "parallel must divide n_in");
 ELEMENTS:
   for (unsigned b = 0; b < CONFIG::n_in; b += CONFIG::parallel) {
+#pragma HLS PIPELINE II = 1
+  LANES:
+    for (unsigned l = 0; l < CONFIG::parallel; l++) {
+#pragma HLS UNROLL
+      y[b + l] = from_raw<typename CONFIG::out_t>(lut_eval<CONFIG>(raw(x[b + l])));
+    }
+  }
+}
+
+// The first n elements only (n <= n_in, a multiple of `parallel`; given at run time): a MoE expert's
+// activation on the tokens routed to it.
+template <class CONFIG>
+void lut_rows(const typename CONFIG::in_t x[CONFIG::n_in], typename CONFIG::out_t y[CONFIG::n_in], unsigned n) {
+ELEMENTS:
+  for (unsigned b = 0; b < n; b += CONFIG::parallel) {
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = CONFIG::n_in / CONFIG::parallel
 #pragma HLS PIPELINE II = 1
   LANES:
     for (unsigned l = 0; l < CONFIG::parallel; l++) {
