@@ -129,11 +129,16 @@ def model_names(path: Path) -> set[str]:
 # ---- running the CLI ------------------------------------------------------------------------------
 
 def run_cli(args, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    """One CLI command in its own process group (a hang kills it with its children, e.g. g++)."""
+    proc = subprocess.Popen(HWGEN + [str(a) for a in args], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
     try:
-        return subprocess.run(HWGEN + [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True,
-                              timeout=TIMEOUT, errors="replace")
+        out, err = proc.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return subprocess.CompletedProcess(args, "TIMEOUT", "", f"hang: no answer within {TIMEOUT} s")
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
 def error_problems(stderr: str, model: Path, locate=()) -> list[str]:
@@ -195,7 +200,7 @@ def check_case(path: Path, kind: str, expect: str, locate: list, work: Path, gxx
         if name == "build" and proc.returncode != 0 and out.exists() and any(out.iterdir()):
             problems.append(tag + f"partial project left: {sorted(p.name for p in out.iterdir())}")
     built = results.get("build") is not None and results["build"].returncode == 0
-    if built and csim and HAS_GXX:
+    if built and csim and HAS_GXX and expect == "ok":  # csim: for the valid models
         proc = run_cli(["csim", out, "--limit", "2"], cwd, env)
         if proc.returncode != 0 and "no C++ kernel" not in proc.stderr:
             problems.append(f"csim: exit {proc.returncode}: {(proc.stderr + proc.stdout).strip()[-400:]}")
@@ -501,3 +506,44 @@ def test_huge_but_legal_tensor_is_refused_before_allocating(tmp_path):
     assert proc.returncode == 2 and not error_problems(proc.stderr, path), proc.stderr
     assert "memory" in proc.stderr
     assert isinstance(HwgenError("x"), Exception)
+
+
+# ---- no partial project -----------------------------------------------------------------------------
+
+def test_failed_build_keeps_the_previous_project(tmp_path, monkeypatch):
+    """A failure while the new project is moved into OUT restores the previous project, byte for byte;
+    a failed first build leaves no OUT at all."""
+    from hwgen.codegen import project
+    from hwgen.design import Design
+    from hwgen.frontend import load_graph
+
+    path = tmp_path / "m.onnx"
+    path.write_bytes(toy_float(seed=7).SerializeToString())
+    graph, design = load_graph(path), Design().validate()
+    out = tmp_path / "OUT"
+    try:
+        project.write_project(graph, design, out, str(path))
+    except Exception as exc:  # noqa: BLE001 - codegen still in progress for some ops
+        pytest.skip(f"cannot build the toy model yet: {exc}")
+    before = tree_bytes(out)
+    real_rename = Path.rename
+    calls = {"n": 0}
+
+    def flaky(self, target):
+        if ".hwgen-staging-" in str(self):  # moving the new project in
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise OSError("disk full (simulated)")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", flaky)
+    path.write_bytes(toy_float(seed=8).SerializeToString())  # a different model: different files
+    with pytest.raises(OSError, match="simulated"):
+        project.write_project(load_graph(path), design, out, str(path))
+    assert tree_bytes(out) == before
+    assert sorted(p.name for p in out.iterdir()) == sorted({k.split("/")[0] for k in before})
+    calls["n"] = 0
+    fresh = tmp_path / "FRESH"
+    with pytest.raises(OSError, match="simulated"):
+        project.write_project(load_graph(path), design, fresh, str(path))
+    assert not fresh.exists()

@@ -42,6 +42,7 @@ class EmitContext:
         self.blobs: dict[str, Blob] = {}
         self.counter = 0
         self.kernel_calls: list[dict] = []
+        self._shared: dict[str, str] = {}  # shared declaration text -> its name (EmitContext.shared)
 
     # -- names ------------------------------------------------------------------------------------
     def ident(self, base: str, prefix: str = "t") -> str:
@@ -115,6 +116,17 @@ class EmitContext:
 
     def include(self, header: str) -> None:
         self.headers.add(header)
+
+    def shared(self, base: str, make) -> str:
+        """A namespace-scope declaration shared by several nodes (e.g. a table every LayerNorm uses), emitted
+        once per project: `make(name)` spells it under a unique name; returns "hwgen_cfg::<name>". The key is
+        the text itself, so equal declarations are emitted once and different ones get their own names."""
+        text = make("@NAME@")
+        if text not in self._shared:
+            name = self.ident(base, "s")
+            self.decls.append(text.replace("@NAME@", name))
+            self._shared[text] = name
+        return f"hwgen_cfg::{self._shared[text]}"
 
 
 def _wrap(text: str, width: int = 110) -> str:

@@ -93,6 +93,14 @@ class LayerNorm(OpDef):
     def kernel_config(self, graph: Graph, node: Node, knobs=None) -> tuple[str, str]:
         """hwgen::layernorm<cfg>(x, y): LayerNorm.params, with common.sum_params' multipliers folded into the
         per-channel gamma / beta constants (gamma_mult, beta_term)."""
+        return self._config(graph, node, None)
+
+    def emit_config(self, graph: Graph, node: Node, ctx) -> tuple[str, str]:
+        """As kernel_config, but the rsqrt table (the same for every LayerNorm) is emitted once per project,
+        in a struct every LayerNorm's cfg derives from (cfg::rsqrt_table is the base's member)."""
+        return self._config(graph, node, ctx)
+
+    def _config(self, graph: Graph, node: Node, ctx) -> tuple[str, str]:
         from hwgen.codegen.cpp import c_int, int_ctype, member_array, modes, struct
 
         p = self.params(graph, node)
@@ -105,17 +113,23 @@ class LayerNorm(OpDef):
         beta_term = (np.asarray(p["beta"][0], dtype=np.int64) * np.broadcast_to(mults[1], (n,))
                      if p["beta"] is not None else np.zeros(n, dtype=np.int64))
         rs = p["rsqrt"]
+        rsqrt_t = int_ctype(rs.values, signed=False)
+        table = [member_array("cfg", "rsqrt_t", "rsqrt_table", rs.values)]
+        name = "cfg"
+        if ctx is not None:  # one shared table: `struct cfg : <rom>` inherits rsqrt_t and rsqrt_table
+            rom = ctx.shared("layernorm_rsqrt", lambda nm: struct(nm, f"  typedef {rsqrt_t} rsqrt_t;\n", [
+                member_array(nm, "rsqrt_t", "rsqrt_table", rs.values)]))
+            table, name = [], f"cfg : {rom}"
         fields = (f"  typedef {x.qtype.c_type()} in_t;\n  typedef {y.qtype.c_type()} out_t;\n"
-                  f"  typedef {int_ctype(rs.values, signed=False)} rsqrt_t;\n"
+                  + (f"  typedef {rsqrt_t} rsqrt_t;\n" if ctx is None else "") +
                   f"  static const unsigned n_rows = {x.size // n}, n = {n};\n"
                   f"  static const long long x_zero_point = {c_int(p['x_zero_point'])}, eps_int = {c_int(p['eps_int'])};\n"
                   f"  static const int rsqrt_index_bits = {rs.index_bits}, rsqrt_frac = {rs.frac}, "
                   f"norm_frac = {NORM_FRAC};\n"
                   f"  static const int shift = {int(shift)};\n"
                   f"  static const long long out_zero_point = {c_int(common.scalar_zp(y.qtype))};\n" + modes(y.qtype))
-        decls = struct("cfg", fields, [member_array("cfg", "rsqrt_t", "rsqrt_table", rs.values),
-                                       member_array("cfg", "long long", "gamma_mult", gamma_mult),
-                                       member_array("cfg", "long long", "beta_term", beta_term)])
+        decls = struct(name, fields, table + [member_array("cfg", "long long", "gamma_mult", gamma_mult),
+                                              member_array("cfg", "long long", "beta_term", beta_term)])
         return decls, "hwgen::layernorm<cfg>(in0, out0);"
 
     def simulate(self, graph: Graph, node: Node, inputs: list[np.ndarray], stats: SimStats) -> list[np.ndarray]:

@@ -38,8 +38,7 @@ def _scale_zp(graph: Graph, node: Node, scale_name: str, zp_name: str | None, ou
     scale = np.asarray(scale, dtype=np.float64)
     if scale.size == 1:
         scale = scale.reshape(())
-    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
-        raise _err(node, "scale must be finite and positive")
+    _check_scale(node, scale)
     if scale.ndim > 1:
         raise _err(node, "blocked quantisation is not supported", UnsupportedError)
     zp = graph.const(zp_name) if zp_name else None
@@ -59,6 +58,17 @@ def _scale_zp(graph: Graph, node: Node, scale_name: str, zp_name: str | None, ou
         if zp_arr.ndim > 1 or (zp_arr.ndim == 1 and zp_arr.shape != scale.shape):
             raise _err(node, f"zero point of shape {list(zp_arr.shape)} does not match the scale's {list(scale.shape)}")
     return scale, zp_arr, bits, signed
+
+
+SCALE_RANGE = (2.0**-60, 2.0**60)  # beyond it, requantisation multipliers and shifts leave int64
+
+
+def _check_scale(node: Node, scale: np.ndarray) -> None:
+    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        raise _err(node, "scale must be finite and positive")
+    if np.any(scale < SCALE_RANGE[0]) or np.any(scale > SCALE_RANGE[1]):
+        raise _err(node, f"scale {float(scale.reshape(-1)[np.argmax(np.abs(np.log2(scale.reshape(-1))))]):.3g} is outside "
+                         "the range hwgen's integer arithmetic supports (2^-60 to 2^60)", UnsupportedError)
 
 
 def _axis(node: Node, rank: int, scale: np.ndarray, shape=None) -> int | None:
@@ -189,8 +199,7 @@ class AbsorbQDQ(Pass):
         mode = mode.decode() if isinstance(mode, bytes) else str(mode)
         if mode.upper() not in ("ROUND", "ROUND_TO_ZERO", "FLOOR", "CEIL"):
             raise _err(node, f"rounding mode {mode} is not supported", UnsupportedError)
-        if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
-            raise _err(node, "scale must be finite and positive")
+        _check_scale(node, scale)
         zp = np.asarray(zpt, dtype=np.float64)
         if not np.all(np.isfinite(zp)) or np.any(zp != np.round(zp)):
             raise _err(node, "non-integer zero points are not supported", UnsupportedError)
