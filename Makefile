@@ -16,8 +16,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	@mkdir -p build/demo
-	$(BIN)/hwgen simulate $(DEMO) --per-layer --json build/demo/simulate.json
+	$(BIN)/hwgen demo -o build/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -205,7 +205,7 @@ def check_case(path: Path, kind: str, expect: str, locate: list, work: Path, gxx
         if proc.returncode != 0 and "no C++ kernel" not in proc.stderr:
             problems.append(f"csim: exit {proc.returncode}: {(proc.stderr + proc.stdout).strip()[-400:]}")
     if built:
-        problems += check_sanitised(out)
+        problems += check_sanitised(out, [path.name] if any(c in path.name for c in "\"$[\n*\\`") else [])
     if built and twice:
         first = tree_bytes(out)
         proc = run_cli(["build", path, "-o", cwd / "OUT2"], cwd, env)
@@ -246,9 +246,10 @@ def tree_bytes(path: Path) -> dict[str, bytes]:
 RAW_HOSTILE = [h for h in HOSTILE if any(c in h for c in "\"\n[$`*\\/")] + ["../../x", '"; system("id"); //']
 
 
-def check_sanitised(out: Path) -> list[str]:
+def check_sanitised(out: Path, extra=()) -> list[str]:
     """Raw hostile strings only inside JSON files (JSON-escaped); generated C++/TCL/Markdown never has them."""
     problems = []
+    raw = RAW_HOSTILE + list(extra)
     for p in sorted(out.rglob("*")):
         if not p.is_file() or p.name == "model.onnx" or p.suffix == ".bin":
             continue
@@ -259,9 +260,9 @@ def check_sanitised(out: Path) -> list[str]:
                 json.loads(text)
             except ValueError as exc:
                 problems.append(f"{rel} is not valid JSON: {exc}")
-            hits = [h for h in RAW_HOSTILE if h in text and json.dumps(h)[1:-1] != h]
+            hits = [h for h in raw if h in text and json.dumps(h)[1:-1] != h]
         else:
-            hits = [h for h in RAW_HOSTILE if h in text]
+            hits = [h for h in raw if h in text]
         if hits:
             problems.append(f"{rel} holds raw hostile names {hits}")
     return problems

@@ -50,8 +50,10 @@ def demo(out, board, images) -> None:
                               f"{cs.mismatches} mismatches"))
     est = json.loads((Path(out) / "hwgen_report.json").read_text()).get("estimate", {})
     if "unavailable" not in est and est:
-        lat = est.get("latency_ms") or est.get("totals", {}).get("latency_ms")
-        rows.append(("estimate", f"{board}: " + (f"{lat:.3f} ms/image" if isinstance(lat, (int, float)) else json.dumps(est)[:200])))
+        util = est.get("utilisation", {})
+        rows.append(("estimate", f"{board} at {est['clock_mhz']:.0f} MHz, this design: {est['latency_ms']:.3f} ms/image, "
+                                 f"{est['images_per_s']:,.0f} images/s; DSP {util.get('dsp', 0):.1%}, "
+                                 f"BRAM {util.get('bram18k', 0):.1%}, LUT {util.get('lut', 0):.1%} ({est['bound']})"))
     else:
         rows.append(("estimate", "not available: " + str(est.get("unavailable", "no cost model"))[:120]))
     rows.append(("time", f"{time.perf_counter() - t0:.1f} s"))
