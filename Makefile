@@ -31,5 +31,21 @@ bench: $(STAMP)
 models: $(STAMP)
 	$(BIN)/python models/build_digits_models.py
 
+# QKeras -> QONNX (`hwgen import-qkeras`, models/qkeras_digits.py): TensorFlow 2.14 + QKeras 0.9.0 +
+# qonnx 0.4.0 force numpy<2 and protobuf 3.20, so they get their own venv (pinned in
+# requirements-qkeras.txt), never .venv. hwgen goes on top without its dependencies.
+QK_VENV  ?= .venv-qkeras
+QK_STAMP := $(QK_VENV)/.hwgen-qkeras-installed
+
+.PHONY: qkeras-env
+qkeras-env: $(QK_STAMP)
+
+$(QK_STAMP): requirements-qkeras.txt pyproject.toml
+	@test -x $(QK_VENV)/bin/python || $(PYTHON) -m venv $(QK_VENV)
+	$(QK_VENV)/bin/python -m pip install -q -r requirements-qkeras.txt
+	$(QK_VENV)/bin/python -m pip install -q --no-deps -e .
+	TF_CPP_MIN_LOG_LEVEL=3 $(QK_VENV)/bin/python -c "import qkeras, tf2onnx; from qonnx.converters import from_keras; import hwgen.commands.import_qkeras"
+	@touch $@
+
 clean:
 	rm -rf build .pytest_cache

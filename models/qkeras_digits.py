@@ -62,16 +62,6 @@ def load_data():
     return train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
 
 
-def shift(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random translation by up to one pixel (zero padded), as in build_digits_models.py."""
-    n = x.shape[0]
-    padded = np.pad(x[:, 0], ((0, 0), (1, 1), (1, 1)))
-    dy, dx = rng.integers(0, 3, n), rng.integers(0, 3, n)
-    rows = (dy[:, None] + np.arange(8))[:, :, None]
-    cols = (dx[:, None] + np.arange(8))[:, None, :]
-    return padded[np.arange(n)[:, None, None], rows, cols][:, None]
-
-
 # --------------------------------------------------------------------------- model
 def build(quantized: bool):
     """The QKeras model (quantized=True) or its float twin (same layer names and weight shapes)."""
@@ -118,16 +108,14 @@ def build(quantized: bool):
     return tf.keras.Model(inp, out, name=NAME)
 
 
-def train(model, xtr, ytr, epochs: int, lr: float, seed: int, batch: int = 32) -> float:
+def train(model, xtr, ytr, epochs: int, lr: float, batch: int = 32) -> float:
     import tensorflow as tf
 
     steps = epochs * int(np.ceil(len(xtr) / batch))
     model.compile(tf.keras.optimizers.Adam(tf.keras.optimizers.schedules.CosineDecay(lr, steps)),
                   tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
-    for ep in range(epochs):
-        model.fit(shift(xtr, rng), ytr, batch_size=batch, epochs=ep + 1, initial_epoch=ep, verbose=0, shuffle=True)
+    model.fit(xtr, ytr, batch_size=batch, epochs=epochs, verbose=0, shuffle=True)
     return time.perf_counter() - t0
 
 
@@ -176,12 +164,14 @@ def readme_text(r: dict) -> str:
     sim = r.get("simulate")
     sim_rows = ""
     if sim:
-        layers = sim["layers"]
-        elems = sum(l["elements"] for l in layers)
-        within = sum(l["within_1lsb"] * l["elements"] for l in layers) / max(elems, 1)
+        lin = [l for l in sim["layers"] if l["op"] in ("linear", "matmul")]
+        elems = sum(l["elements"] for l in lin)
+        within = sum(l["within_1lsb"] * l["elements"] for l in lin) / max(elems, 1)
+        soft = [l for l in sim["layers"] if l["op"] == "softmax"]
         sim_rows = (f"| hwgen simulator (main .venv) | {sim['accuracy_sim']:.4f} | argmax agreement with onnxruntime "
-                    f"{sim['argmax_agreement']:.4f}; per layer {within:.4%} of {elems:,} elements within 1 LSB "
-                    f"(max {max(l['max_lsb'] for l in layers)} LSB) |\n")
+                    f"{sim['argmax_agreement']:.4f}; per layer (each op fed onnxruntime's inputs): linear/matmul "
+                    f"outputs {within:.4%} of {elems:,} elements within 1 LSB (max {max(l['max_lsb'] for l in lin)}), "
+                    f"softmax (default ap_fixed<16,6> output) max {max((l['max_lsb'] for l in soft), default=0)} LSB |\n")
     return f"""## QKeras digits (`qkeras_digits.qonnx.onnx`)
 
 A QKeras 0.9.0 transformer-style model on the same digits split, converted with qonnx 0.4.0's
@@ -190,8 +180,8 @@ A QKeras 0.9.0 transformer-style model on the same digits split, converted with 
 {r['versions']['onnx']}). Rebuild: `.venv-qkeras/bin/python models/qkeras_digits.py` (also writes
 `checkpoints/qkeras_digits.h5`; `.venv-qkeras/bin/hwgen import-qkeras checkpoints/qkeras_digits.h5 -o
 x.onnx` converts it the same way). Input `pixels` float32 [1,1,8,8], output [1,10]. Training: float twin
-{r['epochs_float']} epochs, then quantization-aware {r['epochs_qat']} epochs (Adam, cosine decay, +-1 pixel
-shifts, seed {r['seed']}), {r['train_seconds']:.0f} s on this machine's CPU. {r['params']:,} parameters.
+{r['epochs_float']} epochs, then quantization-aware {r['epochs_qat']} epochs (Adam, cosine decay, batch 32,
+seed {r['seed']}), {r['train_seconds']:.0f} s on this machine's CPU. {r['params']:,} parameters.
 
 | model | test accuracy | notes |
 |---|---|---|
@@ -203,38 +193,102 @@ shifts, seed {r['seed']}), {r['train_seconds']:.0f} s on this machine's CPU. {r[
 Ops: `{r['ops']}`
 
 What the QKeras -> QONNX path (QKeras 0.9.0, qonnx 0.4.0, tf2onnx 1.16.1) cannot express, found by
-converting; the model above is the largest transformer subset that converts to a graph that runs:
+converting (`.venv-qkeras/bin/python models/qkeras_digits.py --probe` reproduces each case); the model
+above is the largest transformer subset that converts to a graph that runs and means what Keras means:
 
 * **Learned position embedding**: a custom Keras layer (`x + self.add_weight(...)`) is refused:
   `Exception: Cannot create Keras layer from QKeras class PositionEmbedding` (the converter rebuilds
   every layer from `tf.keras.layers` by class name). Without position information the model is a bag
   of patches (about 60% float accuracy), so a token-mixing `QDense` over the token axis (`tokmix`)
   stands in for it.
-* **Mid-graph `QActivation(quantized_bits(...))`** is silently dropped: the converter turns it into
-  `Activation("linear")`, which leaves no TensorFlow op for its Quant handler to attach to (only at
-  the model output, where an Identity exists, is it kept). So the attention scores, the context,
-  the residual sums and the pooled vector carry no Quant: they are float in the QONNX graph and hwgen
-  gives them its default `ap_fixed<16,6>`. `q` is scaled by 1/16 before Q*K^T so that the scores
-  stay inside that range by construction (|q| <= 8 * 1/16, |k| <= 8, 8 terms).
+* **`QActivation(quantized_bits(...))`** is silently dropped, mid-graph and at the output alike: the
+  converter turns it into `Activation("linear")`, which leaves no TensorFlow op for its Quant handler
+  to attach to (probe: no Quant node, QONNX vs Keras max |diff| 0.1). So the attention scores, the
+  context, the residual sums and the pooled vector carry no Quant: they are float in the QONNX graph
+  and hwgen gives them its default `ap_fixed<16,6>`. `q` is scaled by 1/16 before Q*K^T so that the
+  scores stay inside that range by construction (|q| <= 8/16, |k| <= 8, 8 terms).
   `QActivation(quantized_relu(...))` works (Relu + Quant, wrapped in a Transpose pair), which is
   how the softmax probabilities are quantized (unsigned 8 bit, scale 1/256).
-* **`QDense` with bias and an activation quantizer on a 3-D (token) input** gives an invalid graph:
-  the MatMul handler puts the activation Quant before the bias, then the BiasAdd handler, meaning to
-  bypass that Quant, bypasses the Reshape back to 3-D instead, leaving a 2-D tensor where 3-D is
-  expected (the next Transpose(perm=[0,2,1]) fails). The token-wise `QDense` layers here have no
-  bias; only the head (2-D input) has one.
+* **`QDense` with a bias and an activation quantizer on a 3-D (token) input** gives a graph that does
+  not run: the MatMul handler puts the activation Quant before the bias, then the BiasAdd handler,
+  meaning to bypass that Quant, bypasses the Reshape back to 3-D instead (qonnx executor:
+  `Invalid rank for input: Quant_3_out0 Got: 2 Expected: 3`). With a zero bias tf2onnx removes the
+  Add and the bias silently disappears. The token-wise `QDense` layers here have no bias; only the
+  head (2-D input) has one. On 2-D inputs bias + activation convert correctly.
 * **LayerNormalization**: Keras's exports (opset 13 and 17) as Reshape -> ReduceMean/Sub/
-  ReduceSumSquare/Div -> BatchNormalization with computed statistics -> Reshape -> Mul -> Add;
-  hwgen lowers neither BatchNormalization nor ReduceSumSquare, QKeras has no quantized
-  normalization, and a quantized_bits QActivation after it would be dropped (above). Left out.
+  ReduceSumSquare/Div -> BatchNormalization with computed statistics -> Reshape -> Mul -> Add, which
+  hwgen does not lower (`ReduceSumSquare is not supported`; BatchNormalization neither); QKeras has
+  no quantized normalization and a quantized_bits QActivation after it would be dropped. Left out.
 * Activation-activation matmuls (`Dot`), Softmax, Rescaling, Concatenate, Add and pooling are plain
-  Keras layers: they convert (MatMul/Transpose, Softmax, Mul, Concat, Add, ReduceMean) but QKeras
+  Keras layers: they convert (Transpose + MatMul, Softmax, Mul, Concat, Add, ReduceMean) but QKeras
   has no quantized versions of them.
+* QKeras quantizers need a unit scale (`alpha=1` or None; with 'auto'/'auto_po2' the converter fails
+  its assertion `Non-unity alpha is not yet supported`) and no `symmetric=1`
+  (it becomes a narrow-range Quant, which hwgen does not take yet); >8-bit activation Quants would
+  need int16 QuantizeLinear (opset 21) in hwgen's onnxruntime reference, so all are 8 bit.
 * Converter output repaired by `hwgen import-qkeras` (`hwgen/commands/import_qkeras.py`): the opset
-  import for `qonnx.custom_op.general` is missing (onnx.checker: "No opset import for domain
-  'qonnx.custom_op.general'"); unknown dimensions are written as 0 in value_info, so shapes are
-  re-inferred with qonnx's InferShapes; IR version capped at 10.
+  import for `qonnx.custom_op.general` is missing (onnx.checker: `No opset import for domain
+  'qonnx.custom_op.general'`); unknown dimensions are written as 0 in value_info and in the graph
+  output, so shapes are re-inferred with qonnx's InferShapes; IR version capped at 10.
 """
+
+
+# --------------------------------------------------------------------------- probes
+def probe() -> None:
+    """Convert one small model per construct the digits model avoids, and print what the converter does
+    (the evidence behind models/README.md's list)."""
+    import collections
+
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_bits
+    from qonnx.converters import from_keras
+
+    from hwgen.commands.import_qkeras import check_against_keras, convert
+    from hwgen.errors import HwgenError
+
+    L = tf.keras.layers
+
+    def qdense(units, name, **kw):
+        return QDense(units, kernel_quantizer=quantized_bits(8, 1, alpha=1), name=name, **kw)
+
+    class PositionEmbedding(L.Layer):
+        def build(self, shape):
+            self.pos = self.add_weight(name="pos", shape=(1,) + tuple(shape[1:]), initializer="ones")
+
+        def call(self, x):
+            return x + self.pos
+
+    def position_embedding(inp):
+        return PositionEmbedding(name="pos")(qdense(8, "d1", use_bias=False)(inp))
+
+    def qactivation_bits(inp):
+        h = qdense(8, "d1", use_bias=False)(inp)
+        h = QActivation(quantized_bits(8, 3, alpha=1), name="qa_mid")(h)
+        h = qdense(8, "d2", use_bias=False)(h)
+        return QActivation(quantized_bits(8, 3, alpha=1), name="qa_out")(h)
+
+    def bias_and_activation_on_tokens(inp):
+        h = qdense(8, "d1", bias_quantizer=quantized_bits(8, 3, alpha=1), activation=quantized_bits(8, 3, alpha=1),
+                   bias_initializer="ones")(inp)
+        return L.Permute((2, 1))(h)
+
+    def layernorm(inp):
+        return qdense(8, "d1", use_bias=False, activation=quantized_bits(8, 3, alpha=1))(L.LayerNormalization(name="ln")(inp))
+
+    x = np.random.default_rng(0).uniform(size=(4, TOKENS, 4)).astype(np.float32)
+    for case in (position_embedding, qactivation_bits, bias_and_activation_on_tokens, layernorm):
+        inp = L.Input((TOKENS, 4))
+        model = tf.keras.Model(inp, case(inp))
+        print(f"== {case.__name__}")
+        try:
+            raw, _ = from_keras(model, opset=13)
+            print("   converter ops:", dict(collections.Counter(n.op_type for n in raw.graph.node)))
+            chk = check_against_keras(model, convert(model), x)
+            print(f"   converts; QONNX vs Keras max |diff| {chk['max_abs_diff']:.3g}")
+        except HwgenError as exc:
+            print(f"   hwgen import-qkeras: {exc}")
+        except Exception as exc:
+            print(f"   converter: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}")
 
 
 # --------------------------------------------------------------------------- main
@@ -248,18 +302,25 @@ def main() -> None:
     ap.add_argument("--opset", type=int, default=13)
     ap.add_argument("--qonnx-n", type=int, default=100, help="test images run with qonnx's (slow) executor")
     ap.add_argument("--no-readme", action="store_true")
+    ap.add_argument("--probe", action="store_true", help="only show what the converter does with the constructs "
+                    "this model avoids")
     args = ap.parse_args()
+    if args.probe:
+        probe()
+        return
 
     import onnx
     import tensorflow as tf
 
-    from hwgen.commands.import_qkeras import check_against_keras, convert, summary
+    from hwgen.commands.import_qkeras import _quiet_tensorflow, check_against_keras, convert, summary
+
+    _quiet_tensorflow()
 
     t_start = time.perf_counter()
     xtr, xte, ytr, yte = load_data()
     tf.keras.utils.set_random_seed(args.seed)
     fmodel = build(quantized=False)
-    t_float = train(fmodel, xtr, ytr, args.epochs_float, 3e-3, args.seed)
+    t_float = train(fmodel, xtr, ytr, args.epochs_float, 3e-3)
     acc_float = accuracy(fmodel, xte, yte)
     print(f"float twin: test accuracy {acc_float:.4f} ({t_float:.0f} s)", flush=True)
 
@@ -267,7 +328,7 @@ def main() -> None:
     for layer in fmodel.layers:
         if layer.get_weights():
             qmodel.get_layer(layer.name).set_weights(layer.get_weights())
-    t_qat = train(qmodel, xtr, ytr, args.epochs_qat, 1e-3, args.seed + 1)
+    t_qat = train(qmodel, xtr, ytr, args.epochs_qat, 1e-3)
     acc_qkeras = accuracy(qmodel, xte, yte)
     print(f"QKeras: test accuracy {acc_qkeras:.4f} ({t_qat:.0f} s)", flush=True)
 
@@ -286,9 +347,7 @@ def main() -> None:
 
     n = min(args.qonnx_n, len(xte))
     chk = check_against_keras(qmodel, proto, xte[:n])
-    from hwgen.commands.import_qkeras import run_qonnx
-
-    qonnx_logits = run_qonnx(proto, xte[:n])
+    qonnx_logits = chk["qonnx"]
     ort_logits = onnxruntime_logits(path, xte)
     acc_ort = float(np.mean(ort_logits.argmax(-1) == yte))
     print(f"QONNX vs QKeras on {n} test images: argmax agreement {chk['argmax_agreement']:.4f}, "
