@@ -190,3 +190,26 @@ def test_tcl_names_top_part_clock_and_sources(graphs, tmp_path):
     assert rtl.startswith("$project_dir/${top}_prj/solution1/")
     assert re.search(r"^cd \$project_dir$", build, re.M), "build_prj.tcl must create its project in the project dir"
     assert build.index("cd $project_dir") < build.index("open_project")
+
+
+@pytest.mark.cpp
+def test_searched_design_builds_bit_exact(tmp_path):
+    """hwgen search -> design.json -> hwgen build --design -> hwgen csim, through the CLI, bit-exact."""
+    from click.testing import CliRunner
+
+    from hwgen.cli import main
+
+    model = str(Path(__file__).resolve().parents[1] / "models/onnx/moe_vit_digits.qdq.dynamo.onnx")
+    design = tmp_path / "design.json"
+    res = CliRunner().invoke(main, ["search", model, "--board", "zcu102", "-o", str(design)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "prj"
+    res = CliRunner().invoke(main, ["build", model, "-o", str(out), "--design", str(design)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["csim", str(out), "--limit", "64", "--json", str(tmp_path / "c.json")],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    import json
+
+    report = json.loads((tmp_path / "c.json").read_text())
+    assert report["bit_exact"] and report["images"] == 64

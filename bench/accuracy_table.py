@@ -1,0 +1,41 @@
+"""Simulator vs onnxruntime on every bundled model over the whole digits test split (the README table).
+
+    python bench/accuracy_table.py
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from hwgen.compare import compare
+from hwgen.frontend import load_graph
+from hwgen.reference import run_onnxruntime
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    x = np.load(ROOT / "models/data/digits_test_x.npy")
+    y = np.load(ROOT / "models/data/digits_test_y.npy")
+    rows = []
+    print(f"{'model':34s} {'float':>7s} {'ORT':>7s} {'sim':>7s} {'agree':>7s} {'linear <=1 LSB (worst)':>24s}")
+    for path in sorted((ROOT / "models/onnx").glob("*vit_digits*.onnx")):
+        graph = load_graph(path)
+        r = compare(graph, path, x, y, layers=True)
+        stem = path.name.split(".")[0]
+        exporter = path.name.split(".")[-2]
+        float_path = ROOT / "models/onnx" / f"{stem}.float.{exporter if exporter in ('dynamo', 'legacy') else 'dynamo'}.onnx"
+        acc_float = float(np.mean(run_onnxruntime(float_path, x)["logits"].argmax(1) == y))
+        lin = [l.within_1lsb for l in r.layers if l.op in ("linear", "patch_embed")]
+        rows.append({"model": path.name, "float": acc_float, "onnxruntime": r.accuracy_ref, "simulator": r.accuracy_sim,
+                     "argmax_agreement": r.argmax_agreement, "linear_within_1lsb_worst": min(lin) if lin else None})
+        print(f"{path.name:34s} {acc_float:7.2%} {r.accuracy_ref:7.2%} {r.accuracy_sim:7.2%} {r.argmax_agreement:7.2%} "
+              f"{(min(lin) if lin else float('nan')):24.3%}")
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "accuracy_table.json").write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
