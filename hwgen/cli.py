@@ -161,6 +161,8 @@ def simulate(model, input_path, labels_path, per_layer, json_path, limit, precis
 
 
 def _print_report(graph, path: Path, report, per_layer: bool) -> None:
+    from hwgen.ops import get as get_op
+
     s = graph.summary()
     console.print(f"[bold]{_safe(path.name)}[/bold]: {s['nodes']} hardware ops, {s['parameters']:,} parameters, "
                   f"format {graph.meta['format']}")
@@ -183,7 +185,7 @@ def _print_report(graph, path: Path, report, per_layer: bool) -> None:
             else:
                 lt.add_column(col, justify="right" if col != "op" else "left", no_wrap=True)
         for r in report.layers:
-            if r.op in ("reshape", "transpose", "gather", "slice", "split") and r.max_lsb == 0:
+            if get_op(r.op).data_movement and r.max_lsb == 0:
                 continue
             lt.add_row(_safe(r.op), _safe(r.output[:40]), str(r.max_lsb), f"{r.mean_lsb:.3f}", f"{r.within_1lsb:.3%}",
                        f"{r.exact:.1%}", f"{r.max_rel:.2e}")

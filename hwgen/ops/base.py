@@ -35,6 +35,8 @@ class OpDef:
     onnx_types: ClassVar[tuple[str, ...]] = ()
     # True for ops that only move or select data: they keep their input's numeric type.
     data_movement: ClassVar[bool] = False
+    # Constant inputs that are biases (quantised to the precision config's bias type in float models).
+    bias_inputs: ClassVar[tuple[int, ...]] = ()
 
     # -- frontend ---------------------------------------------------------------------------------
     def lower(self, graph: "Graph", node: "Node") -> None:

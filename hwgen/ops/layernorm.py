@@ -22,6 +22,7 @@ _RSQRT = tables.rsqrt_table()
 @register
 class LayerNorm(OpDef):
     name = "layernorm"
+    bias_inputs = (2,)
     onnx_types = ("LayerNormalization",)
 
     def lower(self, graph: Graph, node: Node) -> None:

@@ -18,6 +18,7 @@ from hwgen.ops.base import OpDef, SimStats, get, register
 @register
 class Linear(OpDef):
     name = "linear"
+    bias_inputs = (2,)
     onnx_types = ("MatMul", "Gemm")
 
     def lower(self, graph: Graph, node: Node) -> None:

@@ -14,6 +14,7 @@ from hwgen.ops.base import OpDef, SimStats, get, register
 @register
 class PatchEmbed(OpDef):
     name = "patch_embed"
+    bias_inputs = (2,)
     onnx_types = ("Conv",)
 
     def lower(self, graph: Graph, node: Node) -> None:

@@ -79,14 +79,14 @@ class AssignTypes(Pass):
                     c.inputs = [q.name if i == name else i for i in c.inputs]
                 graph.add_node("quantize", [name], [q.name], name=f"quantize_{name}", index=0)
         for graph, node in list(walk(graph)):
+            if node.op.startswith("onnx."):
+                continue  # not lowered: CheckLowered reports it
             for i, name in enumerate(node.inputs):
                 t = graph.tensors.get(name) if name else None
                 if t is not None and t.is_const and (t.qtype is None):
-                    role = "bias" if (node.op in ("linear", "patch_embed") and i == 2) or \
-                        (node.op == "layernorm" and i == 2) else "weight"
+                    role = "bias" if i in get(node.op).bias_inputs else "weight"
                     self._quantize_const(graph, node, t, role)
-            if not node.op.startswith("onnx."):
-                get(node.op).infer_types(graph, node, lambda n: self.precision.type_for(n))
+            get(node.op).infer_types(graph, node, lambda n: self.precision.type_for(n))
         return False
 
     def _quantize_const(self, graph: Graph, node: Node, t, role: str) -> None:

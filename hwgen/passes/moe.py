@@ -149,7 +149,7 @@ def _gate_chain(graph: Graph, softmax: Node):
     x = p.inputs[0]
     while True:
         q = graph.producer(x)
-        if q is None or q.op != "reshape" or len(graph.consumers(x)) > 1 and False:
+        if q is None or q.op != "reshape":
             break
         if all(c in nodes or c.op == "reshape" for c in graph.consumers(q.outputs[0])) and len(graph.consumers(q.outputs[0])) == 1:
             nodes.insert(0, q)
