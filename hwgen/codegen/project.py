@@ -128,7 +128,7 @@ def generate(graph: Graph, design: Design, model_path: str | None = None) -> dic
         common, buffers=ctx.buffers, body=ctx.body,
         io_interface="m_axi" if design.regime == "streaming" else "ap_memory").encode()
     files["firmware/parameters.h"] = env.get_template("parameters.h.j2").render(
-        common, headers=sorted(ctx.headers), decls=ctx.decls).encode()
+        common, headers=sorted(ctx.headers), decls=[_csim_friendly(d) for d in ctx.decls]).encode()
     files["firmware/hwgen_dump.h"] = env.get_template("hwgen_dump.h.j2").render(common).encode()
     for k in kernels:
         files[f"firmware/kernels/{k}"] = (KERNELS / k).read_bytes()
@@ -223,6 +223,19 @@ def _self_contained_model(model_path: str) -> bytes:
     except Exception as exc:  # noqa: BLE001 - above 2 GiB
         raise HwgenError(f"cannot embed the external data in the project ({type(exc).__name__})",
                          file=str(model_path)) from None
+
+
+# Element types of constant parameter arrays only (never of MAC operands or activations).
+_PARAM_TYPEDEF = re.compile(r"^(\s*)typedef (ap_u?int<\d+>) (bias_t|shift_t|mult_t|zp_t|table_t);[ \t]*$", re.M)
+
+
+def _csim_friendly(decl: str) -> str:
+    """Constant parameter arrays (biases, multipliers, shifts, zero points, integer tables) keep their exact
+    ap_int type for synthesis and become `long long` in C simulation: the values are the same and the
+    kernels convert them explicitly, but g++ compiles megabytes of ap_int initialisers in minutes and
+    gigabytes (m3vit_shape: > 15 min, 5 GB) where plain integers take about a minute."""
+    return _PARAM_TYPEDEF.sub(lambda m: f"{m.group(1)}#ifdef __SYNTHESIS__\n{m.group(1)}typedef {m.group(2)} {m.group(3)};\n"
+                              f"{m.group(1)}#else\n{m.group(1)}typedef long long {m.group(3)};\n{m.group(1)}#endif", decl)
 
 
 def _port(arg: str, t, index: int, kind: str) -> dict:
