@@ -12,7 +12,10 @@ Conventions
   negative (``ap_fixed<W, I>`` with ``I > W``) or larger than the width (``I < 0``).
 * Widths: signed types up to 64 bits, unsigned up to 63 bits (values live in int64).
 * Only ``quantize_linear`` / ``dequantize_linear`` (which mirror onnxruntime's float kernels) and
-  ``quantize_multiplier`` (which turns a float scale into integers once, at compile time) use floats.
+  ``quantize_multiplier`` (which turns a float scale into integers once, at compile time) use floats as
+  floats.  ``matmul_int`` and ``rescale_sum`` use float64 only as an exact carrier of integers: each checks
+  first that every product and partial sum it forms is an integer (times a power of two) below 2**53, and
+  otherwise takes the int64 path.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ __all__ = [
     "quantize_linear",
     "dequantize_linear",
     "matmul_int",
+    "rescale_sum",
+    "Rescale",
+    "WeightMatmul",
 ]
 
 _I64_MIN = -(2**63)
@@ -459,12 +465,13 @@ _F64_EXACT = 2**53
 _F32_EXACT = 2**24
 
 
-def matmul_int(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def matmul_int(a: np.ndarray, b: np.ndarray, exact_float: bool = False) -> np.ndarray:
     """Exact integer ``np.matmul`` (same broadcasting), int64 result.
 
-    Uses float64 BLAS when max|a| * max|b| * K < 2**53: then every product and every partial sum is an
-    integer below 2**53, exactly representable, so the float result is exact whatever the summation order.
-    Otherwise int64 matmul (OverflowError if even int64 could overflow).
+    Uses float BLAS when max|a| * max|b| * K < 2**53 (float32 below 2**24): then every product and every
+    partial sum is an integer below 2**53, exactly representable, so the float result is exact whatever the
+    summation order.  Otherwise int64 matmul (OverflowError if even int64 could overflow).  With
+    ``exact_float`` a float result is returned as is (integer-valued; for ``rescale_sum``).
     """
     a = _as_int64(a, "a")
     b = _as_int64(b, "b")
@@ -473,9 +480,156 @@ def matmul_int(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     k = a.shape[-1]
     bound = _max_abs(a) * _max_abs(b) * k
     if bound < _F32_EXACT:  # int8 x int8 up to fan-in 1024: float32 is exact too, and twice as fast
-        return np.matmul(a.astype(np.float32), b.astype(np.float32)).astype(np.int64)
-    if bound < _F64_EXACT:
-        return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
-    if bound > _I64_MAX:
+        out = np.matmul(a.astype(np.float32), b.astype(np.float32))
+    elif bound < _F64_EXACT:
+        out = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    elif bound > _I64_MAX:
         raise OverflowError(f"matmul_int: partial sums may exceed int64 (bound {bound})")
-    return np.matmul(a, b)
+    else:
+        return np.matmul(a, b)
+    return out if exact_float else out.astype(np.int64)
+
+
+class WeightMatmul:
+    """``(codes - zero_point) @ w`` for a constant integer ``w`` and codes of a known range, exactly, with the
+    float copy of ``w`` made once.  ``x_bound`` bounds |codes - zero_point| (from the tensor type, as the C++
+    accumulator width does), so the exactness check is static: float32 when every partial sum stays below
+    2**24, float64 below 2**53, int64 otherwise.  Returns integer-valued floats (or int64)."""
+
+    def __init__(self, w: np.ndarray, x_bound: int):
+        w = _as_int64(w, "w")
+        self.bound = int(x_bound) * _max_abs(w) * (w.shape[0] if w.ndim else 1)
+        if self.bound < _F32_EXACT:
+            self.dtype = np.float32
+        elif self.bound < _F64_EXACT:
+            self.dtype = np.float64
+        elif self.bound <= _I64_MAX:
+            self.dtype = np.int64
+        else:
+            raise OverflowError(f"partial sums may exceed int64 (bound {self.bound})")
+        self.w = w.astype(self.dtype)
+
+    def __call__(self, codes: np.ndarray, zero_point: int = 0) -> np.ndarray:
+        x = np.subtract(codes, zero_point, dtype=self.dtype) if zero_point else np.asarray(codes, dtype=self.dtype)
+        if self.w.ndim != 2 or x.ndim < 2:
+            return np.matmul(x, self.w)
+        # one 2-D GEMM over every row: BLAS is faster on it than on a stack of small ones
+        return np.matmul(x.reshape(-1, x.shape[-1]), self.w).reshape(x.shape[:-1] + self.w.shape[1:])
+
+
+# -------------------------------------------------------------------------------- fused requantisation
+
+_RESCALE_FAST = (Rounding.TRN, Rounding.RND, Rounding.RND_CONV)
+
+
+def _max_abs_any(a) -> int:
+    """max |a| of an integer-valued int or float array, as a Python int."""
+    a = np.asarray(a)
+    if a.size == 0:
+        return 0
+    return int(max(abs(a.max()), abs(a.min())))
+
+
+class Rescale:
+    """``overflow(shift_round(sum_i t_i * m_i + offset, shift, rounding) + zero_point)``: the requantisation of
+    every op (one term: an accumulator times its multiplier; several: a residual add, LayerNorm's gamma and
+    beta), with everything that does not depend on the data prepared once per node.
+
+    ``mults``, ``shift``, ``zero_point`` and the integer ``offset`` (a bias times its multiplier, zero-point
+    corrections) broadcast along the last axis; terms are integer-valued arrays (int, or float from an exact
+    matmul).  ``bounds`` (per term, optional) bound |t_i| statically, from the tensor types; missing ones are
+    read from the data.  When the total bound allows it the work is done in float64 with every intermediate
+    exact: every product t*m*2**-s, partial sum and y + zp + 1/2 is an integer below 2**53 times 2**-s, hence
+    representable, so floor(y + zp + 1/2), floor(y + zp) and rint(y) + zp are exactly RND, TRN and RND_CONV
+    (+ zp).
+    Otherwise (and for the other rounding modes) the int64 path of ``shift_round`` / ``overflow`` runs.
+    Calling returns the codes (int64) and how many elements were out of range before the overflow mode
+    resolved them.
+    """
+
+    def __init__(self, mults: list, shift, zero_point, bits: int | None, signed: bool, rounding: Rounding,
+                 ovf: Overflow, bounds: list | None = None, offset=0):
+        self.rounding, self.ovf = Rounding(rounding), Overflow(ovf)
+        self.bits, self.signed = bits, bool(signed)  # bits None: an intermediate, rounded but not fitted
+        if bits is not None:
+            _check_width(bits, signed)
+            self.lo, self.hi = int_range(bits, signed)
+        self.shift = _as_int64(shift, "shift")
+        self.zp = _as_int64(zero_point, "zero_point")
+        self.offset = _as_int64(offset, "offset")
+        self.mults = [_as_int64(m, "mult") for m in mults]
+        self.bounds = list(bounds) if bounds is not None else [None] * len(mults)
+        smin, smax = (int(self.shift.min()), int(self.shift.max())) if self.shift.size else (0, 0)
+        self._grow = max(-smin, 0)  # a negative shift multiplies by 2**-s
+        self._room = (_max_abs(self.zp) + 1) << max(smax, 0)  # adding zp and 1/2 before rounding
+        self._mult_abs = [_max_abs(m) for m in self.mults]
+        self._offset_abs = _max_abs(self.offset)
+        self._eligible = self.rounding in _RESCALE_FAST and -60 <= smin and smax <= 60
+        if self._eligible:
+            self._factors = [np.ldexp(m.astype(np.float64), -self.shift) for m in self.mults]  # exact
+            self._offset_f = np.ldexp(self.offset.astype(np.float64), -self.shift) if self._offset_abs else None
+        self.static_fast = self._eligible and None not in self.bounds and self._fits(self.bounds)
+
+    def _fits(self, term_bounds) -> bool:
+        total = sum(int(b) * m for b, m in zip(term_bounds, self._mult_abs)) + self._offset_abs
+        return self._offset_abs < 2**53 and (total << self._grow) + self._room < 2**53
+
+    def __call__(self, terms: list, keep_float: bool = False) -> tuple[np.ndarray, int]:
+        """(codes, out-of-range count); `keep_float`: codes of the float path stay integer-valued float64
+        (for a next Rescale or matmul to consume without a conversion)."""
+        fast = self.static_fast
+        if not fast and self._eligible:
+            fast = self._fits([_max_abs_any(t) if b is None else b for t, b in zip(terms, self.bounds)])
+        return self._float_path(terms, keep_float) if fast else self._int_path(terms)
+
+    def _int_path(self, terms) -> tuple[np.ndarray, int]:
+        acc = None
+        for t, m, ma in zip(terms, self.mults, self._mult_abs):
+            t = np.asarray(t)
+            t = t.astype(np.int64) if t.dtype.kind == "f" else _as_int64(t, "term")
+            if _max_abs(t) * ma >= 2**61:
+                raise OverflowError("a product leaves 64 bits")
+            acc = t * m if acc is None else acc + t * m
+        if self._offset_abs:
+            acc = acc + self.offset
+        y = shift_round(acc, self.shift, self.rounding) + self.zp
+        if self.bits is None:
+            return y, 0
+        return overflow(y, self.bits, self.signed, self.ovf), overflow_count(y, self.bits, self.signed)
+
+    def _float_path(self, terms, keep_float: bool) -> tuple[np.ndarray, int]:
+        y = None
+        for t, f in zip(terms, self._factors):
+            part = np.multiply(t, f, dtype=np.float64)
+            if y is None:
+                y = part
+            elif y.shape == np.broadcast_shapes(y.shape, part.shape):
+                np.add(y, part, out=y)
+            else:
+                y = y + part
+        if self._offset_f is not None:
+            np.add(y, self._offset_f, out=y)
+        if self.rounding is Rounding.RND_CONV:
+            np.rint(y, out=y)
+            np.add(y, self.zp, out=y)
+        else:
+            np.add(y, self.zp + (0.5 if self.rounding is Rounding.RND else 0.0), out=y)
+            np.floor(y, out=y)
+        if self.bits is None:
+            return (y if keep_float else y.astype(np.int64)), 0
+        ymin, ymax = (float(y.min()), float(y.max())) if y.size else (0.0, 0.0)
+        n_out = 0
+        if ymin < self.lo or ymax > self.hi:
+            n_out = int(np.count_nonzero(y < self.lo)) + int(np.count_nonzero(y > self.hi))
+        if n_out and self.ovf is Overflow.SAT:
+            np.clip(y, self.lo, self.hi, out=y)
+        elif n_out or (self.ovf is Overflow.SAT_SYM and self.signed and ymin <= self.lo):
+            return overflow(y.astype(np.int64), self.bits, self.signed, self.ovf), n_out
+        return (y if keep_float else y.astype(np.int64)), n_out
+
+
+def rescale_sum(terms: list, mults: list, shift, zero_point, bits: int, signed: bool,
+                rounding: Rounding, ovf: Overflow, bounds: list | None = None) -> tuple[np.ndarray, int]:
+    """One-off ``Rescale(mults, shift, zero_point, ...)(terms)`` (ops that run per batch keep a Rescale in
+    their parameters instead)."""
+    return Rescale(mults, shift, zero_point, bits, signed, rounding, ovf, bounds)(terms)

@@ -26,8 +26,11 @@ class ExpTable:
     frac: int = EXP_FRAC
 
     def lookup(self, d: np.ndarray) -> np.ndarray:
-        idx = np.minimum(np.asarray(d, dtype=np.int64) >> self.index_shift, len(self.values) - 1)
-        return self.values[idx]
+        """Entries for differences d >= 0 (index min(d >> index_shift, last), as the C++ takes it)."""
+        idx = np.asarray(d, dtype=np.int64)
+        if self.index_shift:
+            idx = idx >> self.index_shift
+        return np.take(self.values, idx, mode="clip")  # d >= 0: clip only caps the index at the last entry
 
 
 def exp_table(input_scale: float, input_levels: int) -> ExpTable:

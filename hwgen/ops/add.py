@@ -57,21 +57,27 @@ class Add(OpDef):
         return cm.elementwise(ctx, node, self.name, ctx.kernel("add", node), elements, par, lane, 8, rows, ins, outs,
                               extra, formula=f"ceil({elements:g}/{par})")
 
-    def simulate(self, graph: Graph, node: Node, inputs: list[np.ndarray], stats: SimStats) -> list[np.ndarray]:
-        out_t = graph.tensors[node.outputs[0]]
-        terms, scales = [], []
-        for name, x, sign in zip(node.inputs, inputs, node.attrs.get("signs", [1] * len(inputs))):
+    def params(self, graph: Graph, node: Node) -> dict:
+        """The sum's requantisation: sum_i sign_i * (x_i - z_i) * m_i, rounded once by `shift` (sum_params).
+        The simulator folds signs into the multipliers and the zero points into one integer offset, so it
+        reads each input's codes once; the integer sum is the same."""
+        out = graph.tensors[node.outputs[0]].qtype
+        scales, zps, bounds = [], [], []
+        for name in node.inputs:
             t = graph.tensors[name]
-            width = t.shape[-1] if t.shape else 1
-            s, z = t.qtype.channel_params(width) if t.qtype.per_channel else (float(t.qtype.scale), int(t.qtype.zero_point))
-            c = np.asarray(x, dtype=np.int64) - z
-            if t.is_const:
-                c = c[None]  # constants have no batch axis
-            terms.append(sign * c)
+            s, z = common.operand_params(t, t.shape[-1] if t.shape else 1)
             scales.append(s)
-        shape = np.broadcast_shapes(*(np.shape(t) for t in terms))
-        terms = [np.broadcast_to(t, shape) for t in terms]
-        return [common.weighted_sum(terms, scales, out_t.qtype, stats, node.outputs[0])]
+            zps.append(np.asarray(z, dtype=np.int64))
+            bounds.append(max(abs(t.qtype.qmin), abs(t.qtype.qmax)))
+        mults, shift = common.sum_params(scales, out)
+        signs = node.attrs.get("signs", [1] * len(node.inputs))
+        signed = [sg * np.asarray(m, dtype=np.int64) for sg, m in zip(signs, mults)]
+        offset = -sum(m * z for m, z in zip(signed, zps))
+        return {"_rescale": common.rescaler(out, signed, shift, bounds, offset)}
+
+    def simulate(self, graph: Graph, node: Node, inputs: list[np.ndarray], stats: SimStats) -> list[np.ndarray]:
+        terms = [x[None] if graph.tensors[name].is_const else x for name, x in zip(node.inputs, inputs)]
+        return [common.rescale(self.params(graph, node)["_rescale"], terms, stats, node.outputs[0])]
 
     # -- C++ kernel (templates/kernels/add.h) -----------------------------------------------------------
     kernel_header = "add.h"

@@ -31,15 +31,42 @@ def to_type(acc: np.ndarray, real_scale, out: QType, stats: SimStats | None = No
     return apply_requant(acc, m0, shift, out, stats, name)
 
 
-def apply_requant(acc, m0, shift, out: QType, stats: SimStats | None, name: str) -> np.ndarray:
-    acc = np.asarray(acc, dtype=np.int64)
-    m0 = np.asarray(m0, dtype=np.int64)
-    shift = np.asarray(shift, dtype=np.int64)
-    amax = int(np.abs(acc).max()) if acc.size else 0
-    if amax * int(np.abs(m0).max()) >= 2**62:
-        raise OverflowError(f"requantisation of {name} leaves 64 bits")
-    y = numerics.shift_round(acc * m0, shift, out.rounding) + np.asarray(out.zero_point, dtype=np.int64)
-    return saturate(y, out, stats, name)
+def apply_requant(acc, m0, shift, out: QType, stats: SimStats | None, name: str, bias=None,
+                  acc_bound: int | None = None) -> np.ndarray:
+    """Codes of `out` for (acc + bias) * m0 * 2**-shift (acc may be a float matmul result, exact integers;
+    `acc_bound`, when known statically, bounds |acc|)."""
+    terms, mults, bounds = [acc], [m0], [acc_bound]
+    if bias is not None:
+        terms, mults, bounds = [acc, bias], [m0, m0], [acc_bound, None]
+    return _rescale(terms, mults, shift, out, stats, name, bounds)
+
+
+def _rescale(terms, mults, shift, out: QType, stats: SimStats | None, name: str, bounds=None) -> np.ndarray:
+    try:
+        y, n_out = numerics.rescale_sum(terms, mults, shift, out.zero_point, out.bits, out.signed,
+                                        out.rounding, out.overflow, bounds)
+    except OverflowError as exc:
+        raise OverflowError(f"requantisation of {name}: {exc}") from exc
+    if stats is not None and name:
+        stats.count(name, n_out, y.size)
+    return y
+
+
+def rescaler(out: QType, mults: list, shift, bounds: list | None = None, offset=0) -> numerics.Rescale:
+    """A node's requantisation into `out`, prepared once (kept in the op's params)."""
+    return numerics.Rescale(mults, shift, out.zero_point, out.bits, out.signed, out.rounding, out.overflow,
+                            bounds, offset)
+
+
+def rescale(r: numerics.Rescale, terms: list, stats: SimStats | None, name: str) -> np.ndarray:
+    """Apply a prepared requantisation and count its saturations."""
+    try:
+        y, n_out = r(terms)
+    except OverflowError as exc:
+        raise OverflowError(f"requantisation of {name}: {exc}") from exc
+    if stats is not None and name:
+        stats.count(name, n_out, y.size)
+    return y
 
 
 def saturate(y: np.ndarray, out: QType, stats: SimStats | None, name: str) -> np.ndarray:
@@ -66,14 +93,7 @@ def weighted_sum(terms: list[np.ndarray], scales: list, out: QType, stats: SimSt
                  name: str = "") -> np.ndarray:
     """Codes of `out` for sum_i terms_i * scales_i (terms already zero-point corrected integers)."""
     mults, shift = sum_params(scales, out)
-    acc = None
-    for t, m in zip(terms, mults):
-        t = np.asarray(t, dtype=np.int64)
-        if int(np.abs(t).max(initial=0)) * int(np.abs(m).max(initial=0)) >= 2**61:
-            raise OverflowError(f"weighted sum of {name} leaves 64 bits")
-        acc = t * m if acc is None else acc + t * m
-    y = numerics.shift_round(acc, shift, out.rounding) + np.asarray(out.zero_point, dtype=np.int64)
-    return saturate(y, out, stats, name)
+    return _rescale(terms, mults, shift, out, stats, name)
 
 
 def centered(codes: np.ndarray, qtype: QType, axis: int | None = None) -> np.ndarray:

@@ -52,7 +52,7 @@ class LayerNorm(OpDef):
             gamma = (np.ones(n, dtype=np.int64), np.ones(n))
         beta = _const_channel(graph, node.inputs[2] if len(node.inputs) > 2 else None, n)
         return {"n": n, "x_zero_point": int(x.zero_point), "eps_int": eps_int, "rsqrt": _RSQRT,
-                "gamma": gamma, "beta": beta}
+                "gamma": gamma, "beta": beta, "_rescale": _output_rescale(graph.tensors[node.outputs[0]].qtype, gamma, beta)}
 
     # -- cost model (hwgen/cost) ---------------------------------------------------------------------
     cost_groups = ('elementwise', 'memory')
@@ -136,21 +136,26 @@ class LayerNorm(OpDef):
     def simulate(self, graph: Graph, node: Node, inputs: list[np.ndarray], stats: SimStats) -> list[np.ndarray]:
         p = self.params(graph, node)
         n = p["n"]
-        x = np.asarray(inputs[0], dtype=np.int64) - p["x_zero_point"]
-        s1 = x.sum(axis=-1, keepdims=True)
-        s2 = (x * x).sum(axis=-1, keepdims=True)
-        c = n * x - s1
+        x = np.subtract(inputs[0], p["x_zero_point"], dtype=np.float64)  # small integers: exact
+        s1 = x.sum(axis=-1, keepdims=True).astype(np.int64)
+        s2 = np.einsum("...i,...i->...", x, x)[..., None].astype(np.int64)
+        c = np.multiply(x, n, out=x)
+        c -= s1  # n*x - S1, exact (|c| <= 2n * 2**bits)
         v = np.maximum(n * s2 - s1 * s1 + p["eps_int"], 1)
         r, e = p["rsqrt"].lookup(v)
-        z = numerics.shift_round(c * r, tables.RSQRT_FRAC + e - NORM_FRAC, Rounding.RND)
-        out = graph.tensors[node.outputs[0]].qtype
-        g_codes, g_scale = p["gamma"]
-        terms, scales = [z * g_codes], [g_scale * 2.0**-NORM_FRAC]
-        if p["beta"] is not None:
-            b_codes, b_scale = p["beta"]
-            terms.append(np.broadcast_to(b_codes, z.shape))
-            scales.append(b_scale)
-        return [common.weighted_sum(terms, scales, out, stats, node.outputs[0])]
+        z, _ = numerics.Rescale([r], tables.RSQRT_FRAC + e - NORM_FRAC, 0, None, True, Rounding.RND,
+                                numerics.Overflow.SAT)([c], keep_float=True)
+        return [common.rescale(p["_rescale"], [z], stats, node.outputs[0])]
+
+
+def _output_rescale(out, gamma, beta):
+    """z * gamma + beta into `out` as one rounding (the multipliers of common.weighted_sum): gamma's codes
+    folded into z's per-channel multiplier, beta an integer offset."""
+    g_codes, g_scale = gamma
+    scales = [g_scale * 2.0**-NORM_FRAC] + ([beta[1]] if beta is not None else [])
+    mults, shift = common.sum_params(scales, out)
+    offset = np.asarray(beta[0], dtype=np.int64) * mults[1] if beta is not None else 0
+    return common.rescaler(out, [np.asarray(g_codes, dtype=np.int64) * mults[0]], shift, offset=offset)
 
 
 def _const_channel(graph: Graph, name: str | None, n: int):

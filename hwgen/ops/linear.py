@@ -76,9 +76,12 @@ class Linear(OpDef):
             bias = np.rint(real / acc_scale).astype(np.int64)  # exact when sb == sx*sw (onnxruntime's int32 bias)
         m0, shift = common.requant_params(acc_scale, y)
         xmax = max(abs(x.qmin - int(x.zero_point)), abs(x.qmax - int(x.zero_point)))
-        acc_bound = xmax * int(np.abs(weight).max(initial=0)) * k + int(np.abs(bias).max(initial=0))
+        bias_abs = int(np.abs(bias).max(initial=0))
+        acc_bound = xmax * int(np.abs(weight).max(initial=0)) * k + bias_abs
+        matmul = numerics.WeightMatmul(weight, xmax)
         return {"weight": weight, "bias": bias, "m0": m0, "shift": shift, "x_zero_point": int(x.zero_point),
-                "acc_bits": max(int(acc_bound).bit_length() + 1, 2), "in_features": k, "out_features": n}
+                "acc_bits": max(int(acc_bound).bit_length() + 1, 2), "in_features": k, "out_features": n,
+                "_matmul": matmul, "_rescale": common.rescaler(y, [m0, m0], shift, [matmul.bound, bias_abs])}
 
     # -- C++ kernel (templates/kernels/linear.h) ---------------------------------------------------
     kernel_header = "linear.h"
@@ -128,10 +131,8 @@ class Linear(OpDef):
 
     def simulate(self, graph: Graph, node: Node, inputs: list[np.ndarray], stats: SimStats) -> list[np.ndarray]:
         p = self.params(graph, node)
-        x = np.asarray(inputs[0], dtype=np.int64) - p["x_zero_point"]
-        acc = numerics.matmul_int(x, p["weight"]) + p["bias"]
-        y = graph.tensors[node.outputs[0]].qtype
-        return [common.apply_requant(acc, p["m0"], p["shift"], y, stats, node.outputs[0])]
+        acc = p["_matmul"](inputs[0], p["x_zero_point"])
+        return [common.rescale(p["_rescale"], [acc, p["bias"]], stats, node.outputs[0])]
 
 
 def linear_rows(graph: Graph, node: Node) -> int:

@@ -36,7 +36,7 @@ class MoE(OpDef):
         y_types = [sg.tensors[sg.outputs[0]].qtype for sg in experts]
         mults, shift = common.sum_params([float(p_type.scale) * float(t.scale) for t in y_types], out)
         return {"p_zero_point": int(p_type.zero_point), "y_zero_points": [int(t.zero_point) for t in y_types],
-                "mults": [int(m) for m in mults], "shift": shift}
+                "mults": [int(m) for m in mults], "shift": shift, "_rescale": common.rescaler(out, [1], shift)}
 
     # -- cost model (hwgen/cost) ---------------------------------------------------------------------
     def cost(self, graph: Graph, node: Node, design, board, ctx=None):
@@ -156,9 +156,8 @@ class MoE(OpDef):
                 acc = np.zeros((rows.shape[0], y.shape[-1]), dtype=np.int64)
             weight = chosen[hit_rows, hit_slot] - p["p_zero_point"]
             contrib = weight[:, None] * (y - p["y_zero_points"][e]) * p["mults"][e]
-            np.add.at(acc, hit_rows, contrib)
-        y = numerics.shift_round(acc, p["shift"], out_t.qtype.rounding) + int(out_t.qtype.zero_point)
-        y = common.saturate(y, out_t.qtype, stats, node.outputs[0])
+            acc[hit_rows] += contrib  # a row picks each expert at most once: no repeated index
+        y = common.rescale(p["_rescale"], [acc], stats, node.outputs[0])
         return [y.reshape((n,) + tuple(out_t.shape))]
 
 

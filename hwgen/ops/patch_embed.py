@@ -85,6 +85,6 @@ class PatchEmbed(OpDef):
         gh, gw = h // kh, w // kw
         patches = x.reshape(n, one, c, gh, kh, gw, kw).transpose(0, 1, 3, 5, 2, 4, 6).reshape(n, one, gh * gw, c * kh * kw)
         p = self.params(graph, node)
-        acc = numerics.matmul_int(patches - p["x_zero_point"], p["weight"]) + p["bias"]
-        y = common.apply_requant(acc, p["m0"], p["shift"], graph.tensors[node.outputs[0]].qtype, stats, node.outputs[0])
+        acc = p["_matmul"](patches, p["x_zero_point"])
+        y = common.rescale(p["_rescale"], [acc, p["bias"]], stats, node.outputs[0])
         return [y.reshape(n, one, gh, gw, -1).transpose(0, 1, 4, 2, 3).copy()]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwgen import tables
+from hwgen import numerics, tables
 from hwgen.ir import Graph, Node
 from hwgen.ops import common
 from hwgen.ops.base import OpDef, SimStats, get, register
@@ -38,7 +38,10 @@ class Softmax(OpDef):
         n = graph.shape(node.inputs[0])[-1]
         table = tables.exp_table(float(x.scale), x.qmax - x.qmin + 1)
         recip_bits = tables.recip_bits(tables.EXP_FRAC, n)
-        return {"exp": table, "recip_bits": recip_bits, "row": n}
+        out = graph.tensors[node.outputs[0]].qtype
+        m0, shift = common.requant_params(2.0**-PROB_FRAC, out)
+        return {"exp": table, "recip_bits": recip_bits, "row": n,
+                "_rescale": common.rescaler(out, [m0], shift, [1 << PROB_FRAC])}
 
     # -- cost model (hwgen/cost) ---------------------------------------------------------------------
     cost_groups = ('attention', 'elementwise', 'memory')
@@ -98,9 +101,10 @@ class Softmax(OpDef):
         e = p["exp"].lookup(q.max(axis=-1, keepdims=True) - q)
         total = e.sum(axis=-1, keepdims=True)
         recip = (np.int64(1) << p["recip_bits"]) // total
-        prob = (e * recip) >> (p["recip_bits"] - PROB_FRAC)
-        out = graph.tensors[node.outputs[0]].qtype
-        return [common.to_type(prob, 2.0**-PROB_FRAC, out, stats, node.outputs[0])]
+        # prob = (e * recip) >> (recip_bits - PROB_FRAC): e <= total, so e * recip <= 2**recip_bits
+        prob, _ = numerics.Rescale([recip], p["recip_bits"] - PROB_FRAC, 0, None, True, numerics.Rounding.TRN,
+                                   numerics.Overflow.SAT, [int(p["exp"].values.max())])([e], keep_float=True)
+        return [common.rescale(p["_rescale"], [prob], stats, node.outputs[0])]
 
 
 def softmax_struct(graph: Graph, node: Node, name: str, n_rows: int | None = None) -> str:
