@@ -25,6 +25,7 @@ KNOBS = {
 }
 NUMERIC = {"tile_in", "tile_out", "lanes", "rows", "dot", "par", "axi_bits", "weight_ports", "prefetch"}
 WIDE_STEPS = {"tile_in", "tile_out", "lanes"}  # stage 2 also tries two steps at once on these
+_NONE = object()  # "no neighbour" in Space.neighbours
 
 
 @dataclass
@@ -51,8 +52,8 @@ class Space:
     def __post_init__(self) -> None:
         for k in KNOBS:
             vals = getattr(self, k)
-            if k in NUMERIC:
-                vals = sorted(set(vals), key=lambda v: -1 if v is None else v)
+            if k in NUMERIC:  # None ("the whole dimension", attention.dot) is the widest: last
+                vals = sorted(set(vals), key=lambda v: math.inf if v is None else v)
             else:
                 vals = list(dict.fromkeys(vals))
             if not vals:
@@ -91,18 +92,18 @@ class Space:
         vals = self.values_of(design)
         out = []
 
-        def step(k, d):
+        def step(k, d):  # _NONE when there is no such neighbour (None itself is a legal dot value)
             options = getattr(self, k)
             cur = vals[k]
             if cur not in options:
-                return None
+                return _NONE
             i = options.index(cur) + d
-            return options[i] if 0 <= i < len(options) else None
+            return options[i] if 0 <= i < len(options) else _NONE
 
         for k in self.knobs():
             for d in (-1, 1, -2, 2) if k in WIDE_STEPS else (-1, 1):
                 v = step(k, d)
-                if v is not None and v != vals[k]:
+                if v is not _NONE and v != vals[k]:
                     out.append({**vals, k: v})
         pairs = [("tile_in", "tile_out"), ("tile_in", "lanes"), ("tile_out", "lanes"), ("tile_in", "rows"),
                  ("tile_out", "rows"), ("lanes", "rows"), ("tile_in", "par"), ("tile_out", "par"), ("rows", "dot")]
@@ -111,7 +112,7 @@ class Space:
                 continue
             for da, db in ((1, -1), (-1, 1)):
                 va, vb = step(a, da), step(b, db)
-                if va is not None and vb is not None:
+                if va is not _NONE and vb is not _NONE:
                     out.append({**vals, a: va, b: vb})
         seen, designs = set(), []
         for v in out:
