@@ -140,14 +140,14 @@ def simulate(model, input_path, labels_path, per_layer, json_path, limit, precis
     in_elems = sum(graph.tensors[i].size for i in graph.inputs)
     all_elems = sum(t.size for t in graph.tensors.values() if not t.is_const)
     extra = n * in_elems * 12 + (n * all_elems * 4 * 2 if per_layer else 0)
-    chunk, need = sim.plan_batch(graph, n, extra=extra)
+    chunk, need = sim.plan_batch(graph, n, extra=extra, workers=sim.default_workers())
     ort_need = sim.estimate_memory(graph, min(n, 64)) // 2 + extra
     avail = sim.available_memory()
     if ort_need > avail:
         raise HwgenError(f"onnxruntime's reference run needs about {sim.format_bytes(ort_need)} of memory but only "
                          f"{sim.format_bytes(avail)} is available; use a smaller --limit")
     console.print(f"[dim]memory: about {sim.format_bytes(max(need, ort_need))} for {n} inputs "
-                      f"(simulator chunks of {chunk}; {sim.format_bytes(avail)} available)[/dim]")
+                      f"(simulator chunks of {chunk}, {sim.default_workers()} at a time; {sim.format_bytes(avail)} available)[/dim]")
     x, labels = _inputs(graph, path, input_path, labels_path, limit)
     with err_console.status(f"simulating {len(x)} inputs and running onnxruntime..."):
         report = compare(graph, path, x, labels, layers=per_layer)

@@ -43,6 +43,7 @@ __all__ = [
     "rescale_sum",
     "Rescale",
     "WeightMatmul",
+    "matmul_codes",
 ]
 
 _I64_MIN = -(2**63)
@@ -490,15 +491,29 @@ def matmul_int(a: np.ndarray, b: np.ndarray, exact_float: bool = False) -> np.nd
     return out if exact_float else out.astype(np.int64)
 
 
-class WeightMatmul:
-    """``(codes - zero_point) @ w`` for a constant integer ``w`` and codes of a known range, exactly, with the
-    float copy of ``w`` made once.  ``x_bound`` bounds |codes - zero_point| (from the tensor type, as the C++
-    accumulator width does), so the exactness check is static: float32 when every partial sum stays below
-    2**24, float64 below 2**53, int64 otherwise.  Returns integer-valued floats (or int64)."""
+def matmul_codes(a, a_zero_point: int, b, b_zero_point: int, bound: int) -> np.ndarray:
+    """``(a - za) @ (b - zb)`` exactly, for two activations whose types bound every partial sum by
+    ``bound`` (max|a - za| * max|b - zb| * K): float32 or float64 BLAS when that is below 2**24 / 2**53,
+    int64 otherwise.  Returns integer-valued floats (or int64)."""
+    dtype = np.float32 if bound < _F32_EXACT else np.float64 if bound < _F64_EXACT else np.int64
+    if dtype == np.int64 and bound > _I64_MAX:
+        raise OverflowError(f"matmul_codes: partial sums may exceed int64 (bound {bound})")
+    return np.matmul(np.subtract(a, a_zero_point, dtype=dtype), np.subtract(b, b_zero_point, dtype=dtype))
 
-    def __init__(self, w: np.ndarray, x_bound: int):
+
+class WeightMatmul:
+    """``(codes - zero_point) @ w + bias`` for a constant integer ``w`` (and ``bias``) and codes of a known
+    range, exactly, with the float copy of ``w`` made once.  ``x_bound`` bounds |codes - zero_point| (from
+    the tensor type, as the C++ accumulator width does), so the exactness check is static: float32 when every
+    partial sum stays below 2**24, float64 below 2**53, int64 otherwise.  In float the bias rides along as
+    one more row of ``w`` against a column of ones, so it costs no pass of its own.  Returns integer-valued
+    floats (or int64); ``bound`` bounds |result|."""
+
+    def __init__(self, w: np.ndarray, x_bound: int, bias: np.ndarray | None = None):
         w = _as_int64(w, "w")
-        self.bound = int(x_bound) * _max_abs(w) * (w.shape[0] if w.ndim else 1)
+        bias = None if bias is None else _as_int64(bias, "bias")
+        bias_abs = 0 if bias is None else _max_abs(bias)
+        self.bound = int(x_bound) * _max_abs(w) * (w.shape[0] if w.ndim else 1) + bias_abs
         if self.bound < _F32_EXACT:
             self.dtype = np.float32
         elif self.bound < _F64_EXACT:
@@ -507,14 +522,27 @@ class WeightMatmul:
             self.dtype = np.int64
         else:
             raise OverflowError(f"partial sums may exceed int64 (bound {self.bound})")
-        self.w = w.astype(self.dtype)
+        self.fold_bias = bias is not None and self.dtype != np.int64 and w.ndim == 2
+        self.bias = bias
+        self.w = (np.vstack([w, bias[None, :]]) if self.fold_bias else w).astype(self.dtype)
 
     def __call__(self, codes: np.ndarray, zero_point: int = 0) -> np.ndarray:
-        x = np.subtract(codes, zero_point, dtype=self.dtype) if zero_point else np.asarray(codes, dtype=self.dtype)
-        if self.w.ndim != 2 or x.ndim < 2:
-            return np.matmul(x, self.w)
+        codes = np.asarray(codes)
+        if self.w.ndim != 2 or codes.ndim < 2:
+            acc = np.matmul(np.subtract(codes, zero_point, dtype=self.dtype), self.w)
+            return acc + self.bias if self.bias is not None else acc
+        k = codes.shape[-1]
+        rows = codes.reshape(-1, k)
         # one 2-D GEMM over every row: BLAS is faster on it than on a stack of small ones
-        return np.matmul(x.reshape(-1, x.shape[-1]), self.w).reshape(x.shape[:-1] + self.w.shape[1:])
+        x = np.empty((rows.shape[0], k + self.fold_bias), dtype=self.dtype)
+        # computed in the float type (dtype=): codes may be stored narrow (int8), where the difference would wrap
+        np.subtract(rows, zero_point, out=x[:, :k], dtype=self.dtype, casting="unsafe")
+        if self.fold_bias:
+            x[:, k] = 1
+        acc = np.matmul(x, self.w)
+        if self.bias is not None and not self.fold_bias:
+            acc += self.bias
+        return acc.reshape(codes.shape[:-1] + self.w.shape[1:])
 
 
 # -------------------------------------------------------------------------------- fused requantisation
@@ -527,7 +555,7 @@ def _max_abs_any(a) -> int:
     a = np.asarray(a)
     if a.size == 0:
         return 0
-    return int(max(abs(a.max()), abs(a.min())))
+    return max(abs(int(a.max())), abs(int(a.min())))  # Python ints: abs(int8(-128)) would wrap
 
 
 class Rescale:
@@ -554,6 +582,7 @@ class Rescale:
         if bits is not None:
             _check_width(bits, signed)
             self.lo, self.hi = int_range(bits, signed)
+            self.store = storage_dtype(self.lo, self.hi)
         self.shift = _as_int64(shift, "shift")
         self.zp = _as_int64(zero_point, "zero_point")
         self.offset = _as_int64(offset, "offset")
@@ -611,7 +640,8 @@ class Rescale:
             np.add(y, self._offset_f, out=y)
         if self.rounding is Rounding.RND_CONV:
             np.rint(y, out=y)
-            np.add(y, self.zp, out=y)
+            if self.zp.any():
+                np.add(y, self.zp, out=y)
         else:
             np.add(y, self.zp + (0.5 if self.rounding is Rounding.RND else 0.0), out=y)
             np.floor(y, out=y)
@@ -625,7 +655,17 @@ class Rescale:
             np.clip(y, self.lo, self.hi, out=y)
         elif n_out or (self.ovf is Overflow.SAT_SYM and self.signed and ymin <= self.lo):
             return overflow(y.astype(np.int64), self.bits, self.signed, self.ovf), n_out
-        return (y if keep_float else y.astype(np.int64)), n_out
+        return (y if keep_float else y.astype(self.store)), n_out
+
+
+def storage_dtype(lo: int, hi: int) -> np.dtype:
+    """The narrowest numpy integer type holding [lo, hi]: the simulator stores codes in it (less memory
+    traffic; consumers widen to int64 or to an exact float before any arithmetic)."""
+    for dt in (np.int8, np.uint8, np.int16, np.uint16, np.int32):
+        info = np.iinfo(dt)
+        if info.min <= lo and hi <= info.max:
+            return np.dtype(dt)
+    return np.dtype(np.int64)
 
 
 def rescale_sum(terms: list, mults: list, shift, zero_point, bits: int, signed: bool,

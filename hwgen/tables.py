@@ -82,6 +82,8 @@ def rsqrt_table() -> RsqrtTable:
 
 def _bit_length(v: np.ndarray) -> np.ndarray:
     """Bit length of positive int64 values, exactly (no float log)."""
+    if v.size and int(v.max()) < 2**53:  # exactly representable: frexp's exponent is the bit length
+        return np.frexp(v.astype(np.float64))[1].astype(np.int64)
     out = np.zeros(v.shape, dtype=np.int64)
     x = v.copy()
     for s in (32, 16, 8, 4, 2, 1):

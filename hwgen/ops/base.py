@@ -26,6 +26,10 @@ class SimStats:
         self.saturations[tensor] = self.saturations.get(tensor, 0) + int(n_saturated)
         self.elements[tensor] = self.elements.get(tensor, 0) + int(n_total)
 
+    def merge(self, other: "SimStats") -> None:
+        for tensor, n in other.elements.items():
+            self.count(tensor, other.saturations.get(tensor, 0), n)
+
 
 class OpDef:
     """One hardware op. Subclasses live one per module in hwgen/ops/ and register themselves."""

@@ -137,7 +137,7 @@ class LayerNorm(OpDef):
         p = self.params(graph, node)
         n = p["n"]
         x = np.subtract(inputs[0], p["x_zero_point"], dtype=np.float64)  # small integers: exact
-        s1 = x.sum(axis=-1, keepdims=True).astype(np.int64)
+        s1 = (x @ np.ones((n, 1))).astype(np.int64)  # a GEMV: faster than a reduction over a short last axis
         s2 = np.einsum("...i,...i->...", x, x)[..., None].astype(np.int64)
         c = np.multiply(x, n, out=x)
         c -= s1  # n*x - S1, exact (|c| <= 2n * 2**bits)

@@ -78,10 +78,10 @@ class Linear(OpDef):
         xmax = max(abs(x.qmin - int(x.zero_point)), abs(x.qmax - int(x.zero_point)))
         bias_abs = int(np.abs(bias).max(initial=0))
         acc_bound = xmax * int(np.abs(weight).max(initial=0)) * k + bias_abs
-        matmul = numerics.WeightMatmul(weight, xmax)
+        matmul = numerics.WeightMatmul(weight, xmax, bias)
         return {"weight": weight, "bias": bias, "m0": m0, "shift": shift, "x_zero_point": int(x.zero_point),
                 "acc_bits": max(int(acc_bound).bit_length() + 1, 2), "in_features": k, "out_features": n,
-                "_matmul": matmul, "_rescale": common.rescaler(y, [m0, m0], shift, [matmul.bound, bias_abs])}
+                "_matmul": matmul, "_rescale": common.rescaler(y, [m0], shift, [matmul.bound])}
 
     # -- C++ kernel (templates/kernels/linear.h) ---------------------------------------------------
     kernel_header = "linear.h"
@@ -131,8 +131,8 @@ class Linear(OpDef):
 
     def simulate(self, graph: Graph, node: Node, inputs: list[np.ndarray], stats: SimStats) -> list[np.ndarray]:
         p = self.params(graph, node)
-        acc = p["_matmul"](inputs[0], p["x_zero_point"])
-        return [common.rescale(p["_rescale"], [acc, p["bias"]], stats, node.outputs[0])]
+        acc = p["_matmul"](inputs[0], p["x_zero_point"])  # bias included
+        return [common.rescale(p["_rescale"], [acc], stats, node.outputs[0])]
 
 
 def linear_rows(graph: Graph, node: Node) -> int:

@@ -34,7 +34,7 @@ class MatMul(OpDef):
         bmax = max(abs(b.qmin - zb), abs(b.qmax - zb))
         bound = amax * bmax * inner
         return {"m0": m0, "shift": shift, "a_zero_point": za, "b_zero_point": zb, "inner": inner,
-                "acc_bits": numerics.bits_for_range(-bound, bound), "_rescale": common.rescaler(y, [m0], shift, [bound])}
+                "acc_bits": numerics.bits_for_range(-bound, bound), "_rescale": common.rescaler(y, [m0], shift, [bound]), "_bound": bound}
 
     # -- C++ kernel (templates/kernels/matmul.h: linear.h's tiled core, b in the weight role) -----------
     kernel_header = "matmul.h"
@@ -148,7 +148,5 @@ class MatMul(OpDef):
 
     def simulate(self, graph: Graph, node: Node, inputs: list[np.ndarray], stats: SimStats) -> list[np.ndarray]:
         p = self.params(graph, node)
-        a = np.asarray(inputs[0], dtype=np.int64) - p["a_zero_point"]
-        b = np.asarray(inputs[1], dtype=np.int64) - p["b_zero_point"]
-        acc = numerics.matmul_int(a, b, exact_float=True)
+        acc = numerics.matmul_codes(inputs[0], p["a_zero_point"], inputs[1], p["b_zero_point"], p["_bound"])
         return [common.rescale(p["_rescale"], [acc], stats, node.outputs[0])]

@@ -144,14 +144,14 @@ class MoE(OpDef):
         x = np.asarray(inputs[0], dtype=np.int64)
         n = x.shape[0]
         rows = x.reshape(-1, x.shape[-1])
-        probs = run_rows(gate, rows, stats)
+        probs = run_rows(gate, rows, stats).astype(np.int64)  # codes come stored narrow: widen before arithmetic
         order = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
         chosen = np.take_along_axis(probs, order, axis=-1)
         out_t = graph.tensors[node.outputs[0]]
         acc = None
         for e, sg in enumerate(experts):
             hit_rows, hit_slot = np.nonzero(order == e)
-            y = run_rows(sg, rows[hit_rows], stats)
+            y = run_rows(sg, rows[hit_rows], stats).astype(np.int64)
             if acc is None:
                 acc = np.zeros((rows.shape[0], y.shape[-1]), dtype=np.int64)
             weight = chosen[hit_rows, hit_slot] - p["p_zero_point"]

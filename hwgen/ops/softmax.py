@@ -14,7 +14,10 @@ from hwgen.ir import Graph, Node
 from hwgen.ops import common
 from hwgen.ops.base import OpDef, SimStats, get, register
 
-PROB_FRAC = 24
+# Fraction bits of a probability before its requantisation: 12 beyond an 8-bit output's LSB, 4 beyond a 16-bit
+# one's, and small enough that prob * m0 (31-bit multiplier) stays below 2**53 minus the rounding room, so the
+# simulator requantises it exactly in float64 (numerics.Rescale), and the hardware's product is 51 bits.
+PROB_FRAC = 20
 
 
 @register

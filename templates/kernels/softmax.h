@@ -14,7 +14,7 @@
 //   static const unsigned n_rows, row;                       // row-major [n_rows][row] per call
 //   static const unsigned exp_entries;  static const int index_shift;
 //   static const exp_t exp_table[];     // generated: const exp_t config::exp_table[N] = {...};
-//   static const int recip_bits, prob_frac;                  // R (tables.recip_bits), 24
+//   static const int recip_bits, prob_frac;                  // R (tables.recip_bits), 20
 //   static const long long out_m0, out_zero_point;  static const int out_shift;
 //   static const ap_q_mode rounding;  static const ap_o_mode overflow;   // the output type's modes
 // };
