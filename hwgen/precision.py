@@ -54,16 +54,34 @@ class Precision:
             raw = json.loads(Path(path).read_text()) if str(path).endswith(".json") else _yaml(path)
         except (OSError, ValueError) as exc:
             raise HwgenError(f"cannot read precision config: {exc}", file=str(path)) from None
+        try:
+            return Precision.from_dict(raw)
+        except HwgenError as err:
+            raise err.with_file(str(path)) from None
+
+    @staticmethod
+    def from_dict(raw) -> "Precision":
+        """A Precision from its config mapping (a file's content, or `to_dict()` as a project manifest keeps it)."""
         if not isinstance(raw, dict):
-            raise HwgenError("precision config must be a mapping", file=str(path))
+            raise HwgenError("precision config must be a mapping")
         known = {"default", "op", "name", "weight", "bias", "input"}
         unknown = set(raw) - known
         if unknown:
-            raise HwgenError(f"unknown precision keys {sorted(unknown)}; known: {sorted(known)}", file=str(path))
-        p = Precision(**{k: raw[k] for k in raw})
+            raise HwgenError(f"unknown precision keys {sorted(unknown)}; known: {sorted(known)}")
+        for key in ("op", "name"):
+            if not isinstance(raw.get(key, {}), dict):
+                raise HwgenError(f"precision key '{key}' must be a mapping")
+        p = Precision(**{k: (dict(raw[k]) if k in ("op", "name") else raw[k]) for k in raw})
         for text in [p.default, p.weight, p.bias, p.input, *p.op.values(), *p.name.values()]:
+            if not isinstance(text, str):
+                raise HwgenError(f"precision {text!r} is not a string like ap_fixed<16,6>")
             parse_fixed(text)
         return p
+
+    def to_dict(self) -> dict:
+        """The full config (every key), such that Precision.from_dict(p.to_dict()) types a model identically."""
+        return {"default": self.default, "op": dict(sorted(self.op.items())), "name": dict(sorted(self.name.items())),
+                "weight": self.weight, "bias": self.bias, "input": self.input}
 
     def type_for(self, node, role: str | None = None) -> QType:
         if role is None:

@@ -15,6 +15,7 @@ from hwgen.codegen import gxx
 from hwgen.codegen.project import MANIFEST, host_inputs
 from hwgen.errors import HwgenError
 from hwgen.frontend import load_graph
+from hwgen.precision import Precision
 
 
 @dataclass
@@ -43,7 +44,11 @@ def load_project(out: Path) -> tuple[dict, object]:
     if not manifest_path.is_file():
         raise HwgenError("not an hwgen project (no hwgen_project.json); run hwgen build first", file=str(out))
     manifest = json.loads(manifest_path.read_text())
-    graph = load_graph(Path(out) / manifest["model"])
+    try:
+        precision = Precision.from_dict(manifest["precision"]) if "precision" in manifest else None
+    except HwgenError as err:  # a hand-edited manifest
+        raise HwgenError(f"{MANIFEST}: {err.message}", file=str(out)) from None
+    graph = load_graph(Path(out) / manifest["model"], precision)
     return manifest, graph
 
 

@@ -148,6 +148,8 @@ def generate(graph: Graph, design: Design, model_path: str | None = None) -> dic
                 "design": json.loads(design.to_json()), "model": "model.onnx",
                 "buffers": {ident: name for name, ident in sorted(ctx.names.items()) if not ident.startswith("hwgen_cfg::")}, "files": sorted(files) + [MANIFEST, "model.onnx"],
                 "hwgen": __version__}
+    if graph.meta.get("precision") is not None:  # the Precision the model was lowered with (csim reloads with it)
+        manifest["precision"] = graph.meta["precision"]
     files[MANIFEST] = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
     return files
 

@@ -15,12 +15,14 @@ from hwgen.precision import Precision
 def lower_pipeline(precision: Precision):
     from hwgen.passes.lower import AssignTypes, CheckLowered, LowerOnnxOps
     from hwgen.passes.attention import FuseAttention
+    from hwgen.passes.exact import AbsorbReluIntoType, ExactAccumulatorTypes, FuseLinearBias
     from hwgen.passes.moe import FuseMoE
-    from hwgen.passes.patterns import FuseDecomposedLayerNorm, FuseElementwiseRegions
-    from hwgen.passes.qdq import AbsorbQDQ, HoistTypesThroughMovement
+    from hwgen.passes.patterns import FuseDecomposedLayerNorm, FuseElementwiseRegions, ReluAsClamp
+    from hwgen.passes.qdq import AbsorbQDQ, HoistTypesThroughMovement, SplitNarrowConversions
 
-    return [AbsorbQDQ(), HoistTypesThroughMovement(), FuseDecomposedLayerNorm(), FuseElementwiseRegions(),
-            LowerOnnxOps(), FuseMoE(), AssignTypes(precision), FuseAttention(), CheckLowered()]
+    return [AbsorbQDQ(), HoistTypesThroughMovement(), FuseLinearBias(), AbsorbReluIntoType(),
+            FuseDecomposedLayerNorm(), FuseElementwiseRegions(), LowerOnnxOps(), FuseMoE(), ExactAccumulatorTypes(),
+            AssignTypes(precision), ReluAsClamp(), SplitNarrowConversions(), FuseAttention(), CheckLowered()]
 
 
 def load_graph(source: str | os.PathLike | onnx.ModelProto, precision: Precision | None = None) -> Graph:
@@ -32,8 +34,10 @@ def load_graph(source: str | os.PathLike | onnx.ModelProto, precision: Precision
     graph.meta["format"] = ("qdq" if "onnx.QuantizeLinear" in ops or "onnx.DequantizeLinear" in ops
                             else "qonnx" if "onnx.Quant" in ops or "onnx.IntQuant" in ops else "float")
     graph.meta["file"] = str(source) if not isinstance(source, onnx.ModelProto) else graph.name
+    precision = precision or Precision()
+    graph.meta["precision"] = precision.to_dict()  # kept in a project's manifest: csim reloads the model with it
     try:
-        run_passes(graph, lower_pipeline(precision or Precision()))
+        run_passes(graph, lower_pipeline(precision))
         graph.lint(require_types=True)
     except HwgenError as err:
         raise err.with_file(graph.meta["file"])

@@ -138,6 +138,24 @@ class Graph:
             n.inputs = [new if i == old else i for i in n.inputs]
         self.outputs = [new if o == old else o for o in self.outputs]
 
+    def rename_tensor(self, old: str, new: str) -> None:
+        """Give tensor `old` the name `new` everywhere (producer, readers, graph inputs/outputs). `new` must be
+        free: no tensor of that name, or only one that no node, input or output mentions any more."""
+        if old == new:
+            return
+        if new in self.tensors:
+            if new in self.inputs or new in self.outputs or any(new in n.inputs or new in n.outputs for n in self.nodes):
+                raise ValueError(f"cannot rename {old!r} to {new!r}: that name is in use")
+            del self.tensors[new]
+        t = self.tensors.pop(old)
+        t.name = new
+        self.tensors[new] = t
+        for n in self.nodes:
+            n.inputs = [new if i == old else i for i in n.inputs]
+            n.outputs = [new if o == old else o for o in n.outputs]
+        self.inputs = [new if i == old else i for i in self.inputs]
+        self.outputs = [new if o == old else o for o in self.outputs]
+
     def remove_dead(self) -> bool:
         """Drop nodes whose outputs nobody reads and tensors nobody mentions."""
         changed = False

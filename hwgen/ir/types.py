@@ -62,8 +62,15 @@ class QType:
         return self.axis is not None and (self.scale.ndim == 1 or self.zero_point.ndim == 1)
 
     @property
+    def narrow(self) -> bool:
+        """Signed and saturating symmetrically (AP_SAT_SYM): codes never take the asymmetric minimum
+        -2**(bits-1) (QONNX narrow=1, the default for Brevitas weights)."""
+        return self.kind != "float" and self.signed and self.bits > 1 and self.overflow == Overflow.SAT_SYM
+
+    @property
     def qmin(self) -> int:
-        return int_range(self.bits, self.signed)[0]
+        lo, hi = int_range(self.bits, self.signed)
+        return -hi if self.narrow else lo
 
     @property
     def qmax(self) -> int:
@@ -126,11 +133,11 @@ class QType:
         if self.kind == "fixed":
             base = "fixed" if self.signed else "ufixed"
             return f"{base}<{self.bits},{self.int_bits},{_mode(self.rounding)},{_mode(self.overflow)}>"
-        prefix = "i" if self.signed else "u"
+        tag = f"{'i' if self.signed else 'u'}{self.bits}{'n' if self.narrow else ''}"  # i8n: narrow range
         if self.per_channel:
-            return f"{prefix}{self.bits}[per-ch ax{self.axis} x{self.scale.size}]"
+            return f"{tag}[per-ch ax{self.axis} x{self.scale.size}]"
         zp = int(self.zero_point)
-        return f"{prefix}{self.bits}(s={float(self.scale):.4g}" + (f",z={zp})" if zp else ")")
+        return f"{tag}(s={float(self.scale):.4g}" + (f",z={zp})" if zp else ")")
 
     __repr__ = __str__
 

@@ -35,8 +35,12 @@ class MoE(OpDef):
         out = graph.tensors[node.outputs[0]].qtype
         y_types = [sg.tensors[sg.outputs[0]].qtype for sg in experts]
         mults, shift = common.sum_params([float(p_type.scale) * float(t.scale) for t in y_types], out)
+        span = lambda t: max(abs(t.qmin - int(t.zero_point)), abs(t.qmax - int(t.zero_point)))  # noqa: E731
+        acc_bound = node.attrs["k"] * span(p_type) * max(abs(int(m)) * span(t) for m, t in zip(mults, y_types))
         return {"p_zero_point": int(p_type.zero_point), "y_zero_points": [int(t.zero_point) for t in y_types],
-                "mults": [int(m) for m in mults], "shift": shift, "_rescale": common.rescaler(out, [1], shift)}
+                "mults": [int(m) for m in mults], "shift": shift,
+                "_rescale": common.rescaler(out, [1], shift, [acc_bound]),
+                "_acc_dtype": np.float64 if acc_bound < 2**53 else np.int64}  # exact either way
 
     # -- cost model (hwgen/cost) ---------------------------------------------------------------------
     def cost(self, graph: Graph, node: Node, design, board, ctx=None):
@@ -151,11 +155,12 @@ class MoE(OpDef):
         acc = None
         for e, sg in enumerate(experts):
             hit_rows, hit_slot = np.nonzero(order == e)
-            y = run_rows(sg, rows[hit_rows], stats).astype(np.int64)
+            y = run_rows(sg, rows[hit_rows], stats)
             if acc is None:
-                acc = np.zeros((rows.shape[0], y.shape[-1]), dtype=np.int64)
-            weight = chosen[hit_rows, hit_slot] - p["p_zero_point"]
-            contrib = weight[:, None] * (y - p["y_zero_points"][e]) * p["mults"][e]
+                acc = np.zeros((rows.shape[0], y.shape[-1]), dtype=p["_acc_dtype"])
+            weight = (chosen[hit_rows, hit_slot] - p["p_zero_point"]) * p["mults"][e]
+            contrib = np.subtract(y, p["y_zero_points"][e], dtype=acc.dtype)
+            contrib *= weight[:, None].astype(acc.dtype)
             acc[hit_rows] += contrib  # a row picks each expert at most once: no repeated index
         y = common.rescale(p["_rescale"], [acc], stats, node.outputs[0])
         return [y.reshape((n,) + tuple(out_t.shape))]

@@ -1,13 +1,16 @@
 """Composite patterns found on the ONNX-level graph before one-to-one lowering:
 a decomposed LayerNorm becomes one layernorm; a chain of elementwise ops on one tensor (GELU in its
-Erf or tanh form, SiLU, ...) becomes one lookup table."""
+Erf or tanh form, SiLU, ...) becomes one lookup table; a lone ReLU on a wide input becomes a saturating
+conversion instead."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from hwgen.ir import Graph, Node
-from hwgen.ops.lut import ELEMENTWISE, TRANSCENDENTAL, _real_const
+from hwgen.errors import UnsupportedError
+from hwgen.ir import Graph, Node, QType
+from hwgen.numerics import Overflow
+from hwgen.ops.lut import ELEMENTWISE, LUT_EXACT_BITS, TRANSCENDENTAL, _real_const
 from hwgen.passes.base import Pass
 
 
@@ -170,6 +173,10 @@ class FuseElementwiseRegions(Pass):
             for o in n.outputs:
                 qt = graph.tensors[o].qtype
                 if o != out and qt is not None and qt.kind == "int" and not qt.per_channel:
+                    if qt.narrow:
+                        raise UnsupportedError("narrow-range quantisation inside a chain of elementwise ops (a "
+                                               "lookup table)", node=n.source[0] if n.source else n.name,
+                                               op=n.op[5:], tensor=o)
                     fakequant[o] = (qt.scale, qt.zero_point, qt.bits, qt.signed)
         spec = {"nodes": [(n.op[5:], list(n.inputs), list(n.outputs), dict(n.attrs)) for n in region],
                 "input": x, "output": out, "consts": consts, "fakequant": fakequant}
@@ -183,3 +190,65 @@ class FuseElementwiseRegions(Pass):
                        attrs={"function": function, "_region": spec},
                        source=[s for n in region for s in n.source])
         graph.remove_dead()
+
+
+def clamps_at_zero(qt: QType) -> bool:
+    """Converting into `qt` saturates every negative value to real 0 (an unsigned type, zero point at its
+    minimum, saturating): a ReLU before that conversion changes nothing."""
+    if qt is None or qt.is_float or qt.overflow not in (Overflow.SAT, Overflow.SAT_SYM):
+        return False
+    if qt.kind == "fixed":
+        return not qt.signed
+    return bool(np.all(np.asarray(qt.zero_point) == qt.qmin))
+
+
+def lone_relu(node: Node) -> bool:
+    """A `lut` that is one ReLU: Relu, or Clip with min 0 and no max."""
+    if node.op != "lut":
+        return False
+    region = node.attrs.get("_region") or {}
+    if len(region.get("nodes", ())) != 1:
+        return False
+    op_type, ins, _, attrs = region["nodes"][0]
+    if op_type == "Relu":
+        return True
+    if op_type != "Clip":
+        return False
+    consts = region.get("consts", {})
+    lo = consts.get(ins[1]) if len(ins) > 1 and ins[1] else attrs.get("min")
+    hi = consts.get(ins[2]) if len(ins) > 2 and ins[2] else attrs.get("max")
+    return lo is not None and np.size(lo) == 1 and float(np.asarray(lo).reshape(())) == 0.0 and \
+        (hi is None or float(np.asarray(hi).reshape(())) >= np.finfo(np.float32).max)
+
+
+class ReluAsClamp(Pass):
+    """A lone ReLU (a one-node `lut`: Relu, or Clip to [0, +inf)) on an input too wide for an exact table (more than LUT_EXACT_BITS bits,
+    e.g. an exact accumulator) is a clamp, exact as a `quantize`: straight into its output type when that type
+    saturates negatives to 0 (unsigned, zero point at its minimum); otherwise into an unsigned type on the
+    input's grid (the clamp, exact), then into the output type. Runs once every tensor has its type."""
+
+    name = "relu-as-clamp"
+    fixed_point = False
+
+    def apply(self, graph: Graph) -> bool:
+        changed = False
+        for node in list(graph.nodes):
+            if not lone_relu(node):
+                continue
+            x, y = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
+            if x.qtype.is_float or x.qtype.per_channel or y.qtype.is_float or y.qtype.per_channel:
+                continue
+            if x.qtype.bits <= LUT_EXACT_BITS:
+                continue  # an exact table of every input code
+            node.op, node.attrs = "quantize", {}
+            if clamps_at_zero(y.qtype):
+                changed = True
+                continue
+            zp = int(x.qtype.zero_point)
+            clamp = QType.integer(max(1, (x.qtype.qmax - zp).bit_length()), False, float(x.qtype.scale), 0)
+            mid = graph.add_tensor(graph.unique_name(y.name + "_relu"), y.shape, clamp)
+            node.outputs = [mid.name]
+            graph.add_node("quantize", [mid.name], [y.name], name=f"{node.name}_out", source=node.source,
+                           index=graph.nodes.index(node) + 1)
+            changed = True
+        return changed

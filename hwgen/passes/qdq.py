@@ -14,6 +14,8 @@ from onnx import TensorProto, helper
 from hwgen import numerics
 from hwgen.errors import ModelError, UnsupportedError
 from hwgen.ir import Graph, Node, QType
+from hwgen.ir.graph import walk
+from hwgen.numerics import Overflow
 from hwgen.passes.base import Pass
 
 _INT_TYPES = {
@@ -95,6 +97,7 @@ class AbsorbQDQ(Pass):
 
     def apply(self, graph: Graph) -> bool:
         changed = False
+        outputs = list(graph.outputs)
         for q in list(graph.find("onnx.QuantizeLinear")):
             self._absorb_quantize(graph, q)
             changed = True
@@ -108,6 +111,7 @@ class AbsorbQDQ(Pass):
             for n in graph.find(op):
                 raise _err(n, "this QONNX op is not supported (Quant/IntQuant are)", UnsupportedError)
         graph.remove_dead()
+        keep_output_names(graph, outputs)
         graph.toposort()
         return changed
 
@@ -206,16 +210,21 @@ class AbsorbQDQ(Pass):
         lo, hi = numerics.int_range(int(bits), signed)
         if np.any(zp < lo) or np.any(zp > hi):
             raise _err(node, f"zero point outside the {int(bits)}-bit {'signed' if signed else 'unsigned'} range")
-        if narrow:
-            raise _err(node, "narrow-range Quant is not supported yet", UnsupportedError)
+        xt = graph.tensors[x]
+        if narrow and not signed and not xt.is_const:
+            raise _err(node, f"narrow-range unsigned Quant of a computed tensor (codes 0 to {2**bits - 2}) is not "
+                             "supported (signed narrow range is, and any narrow range on constants)", UnsupportedError)
         rank = len(graph.shape(x))
         scale_v, zp_v, axis = _qonnx_channel(scale, zp, rank, node)
-        qtype = QType.integer(bits, signed, scale_v, zp_v.astype(np.int64), axis)
+        # narrow range (signed): codes in [-(2^(b-1)-1), 2^(b-1)-1], i.e. symmetric saturation (AP_SAT_SYM)
+        qtype = QType.integer(bits, signed, scale_v, zp_v.astype(np.int64), axis,
+                              overflow=Overflow.SAT_SYM if narrow and signed else Overflow.SAT)
         graph.remove_node(node)
-        xt = graph.tensors[x]
         if xt.is_const:
             _finite_const(node, x, xt.data)
-            codes = _qonnx_codes(np.asarray(xt.data, dtype=np.float64), scale, zp, qtype, mode.upper())
+            lo, hi = numerics.int_range(bits, signed)
+            lo, hi = (lo + 1, hi) if narrow and signed else (lo, hi - 1) if narrow else (lo, hi)  # QONNX min/max_int
+            codes = _qonnx_codes(np.asarray(xt.data, dtype=np.float64), scale, zp, lo, hi, mode.upper())
             t = graph.add_const(out + "_q", codes, qtype, source=out)
             graph.replace_uses(out, t.name)
             return
@@ -235,7 +244,7 @@ def _qonnx_channel(scale, zp, rank, node):
     return scale.reshape(-1), np.broadcast_to(zp.reshape(-1), scale.reshape(-1).shape) if zp.size == 1 else zp.reshape(-1), axis
 
 
-def _qonnx_codes(x, scale, zp, qtype: QType, mode: str) -> np.ndarray:
+def _qonnx_codes(x, scale, zp, lo: int, hi: int, mode: str) -> np.ndarray:
     v = x / scale + zp
     if mode == "ROUND":
         v = np.rint(v)
@@ -245,7 +254,7 @@ def _qonnx_codes(x, scale, zp, qtype: QType, mode: str) -> np.ndarray:
         v = np.floor(v)
     else:
         v = np.ceil(v)
-    return np.clip(v, qtype.qmin, qtype.qmax).astype(np.int64)
+    return np.clip(v, lo, hi).astype(np.int64)
 
 
 class HoistTypesThroughMovement(Pass):
@@ -267,5 +276,61 @@ class HoistTypesThroughMovement(Pass):
             if dst.qtype.per_channel:
                 continue
             src.qtype = dst.qtype
+            changed = True
+        return changed
+
+
+def keep_output_names(graph: Graph, names: list[str]) -> None:
+    """Give graph outputs back the names the model gave them (`names`, the outputs before a pass) when the pass
+    made another tensor stand for one (a Quant's input carrying its type, say): the user's output names stay."""
+    for old, new in zip(names, list(graph.outputs)):
+        if old == new or old in graph.tensors or graph.outputs.count(new) != 1:
+            continue
+        t = graph.tensors[new]
+        if new in graph.inputs or t.is_const or graph.producer(new) is None:
+            continue
+        graph.rename_tensor(new, old)
+
+
+def bypass(graph: Graph, keep: str, drop: str) -> None:
+    """Readers of tensor `drop` read `keep` instead (its producer is gone); when `drop` is a graph output,
+    `keep` takes its name, so the model's output names stay."""
+    if drop in graph.outputs and keep not in graph.outputs and keep not in graph.inputs:
+        graph.tensors.pop(drop, None)
+        graph.rename_tensor(keep, drop)
+    else:
+        graph.replace_uses(drop, keep)
+
+
+class SplitNarrowConversions(Pass):
+    """A narrow-range (AP_SAT_SYM) output of an op that quantises with the full range (a lookup table's entries,
+    the host's quantisation of a float input): that op writes the full-range type, and an exact `quantize`
+    (same scale, ratio 1) saturates it into the narrow one."""
+
+    name = "split-narrow"
+    fixed_point = False
+
+    def apply(self, graph: Graph) -> bool:
+        changed = False
+        for g, node in list(walk(graph)):
+            if node.op == "quantize":  # from a float graph input
+                src = g.tensors[node.inputs[0]].qtype
+                if node.inputs[0] not in g.inputs or (src is not None and not src.is_float):
+                    continue
+            elif node.op != "lut":
+                continue
+            out = g.tensors[node.outputs[0]]
+            qt = out.qtype
+            if qt is None or not qt.narrow:
+                continue
+            if qt.per_channel:
+                raise UnsupportedError("narrow-range quantisation with per-channel scales of a computed tensor",
+                                       node=node.source[0] if node.source else node.name, op=node.op)
+            wide = QType(qt.kind, qt.bits, qt.signed, qt.scale, qt.zero_point, qt.axis, qt.rounding, Overflow.SAT,
+                         qt.int_bits)
+            mid = g.add_tensor(g.unique_name(out.name + "_full"), out.shape, wide)
+            node.outputs = [mid.name]
+            g.add_node("quantize", [mid.name], [out.name], name=f"{node.name}_narrow", source=node.source,
+                       index=g.nodes.index(node) + 1)
             changed = True
         return changed
