@@ -158,8 +158,24 @@ def _run_chunk(graph: Graph, feeds: dict, keep: bool, stats: SimStats):
     return {k: env[k] for k in graph.outputs}, kept, stats
 
 
+def _cached(graph: Graph, key: str, compute):
+    """A per-graph value that depends only on the graph's structure (lowering is over when simulating): kept
+    in graph.meta with the node list it was computed for, recomputed if the graph changed since."""
+    sig = (tuple(map(id, graph.nodes)), len(graph.tensors))
+    hit = graph.meta.get("_sim_cache", {}).get(key)
+    if hit is not None and hit[0] == sig:
+        return hit[1]
+    value = compute()
+    graph.meta.setdefault("_sim_cache", {})[key] = (sig, value)
+    return value
+
+
 def _last_uses(graph: Graph) -> dict[int, list[str]]:
     """Free each intermediate after its last reader (keeps memory flat for big models)."""
+    return _cached(graph, "last_uses", lambda: _compute_last_uses(graph))
+
+
+def _compute_last_uses(graph: Graph) -> dict[int, list[str]]:
     last = {}
     for i, node in enumerate(graph.nodes):
         for x in node.inputs:
@@ -184,6 +200,10 @@ def dequantize_outputs(graph: Graph, outputs: dict[str, np.ndarray]) -> dict[str
 # ---- memory ---------------------------------------------------------------------------------------
 
 def _const_bytes(graph: Graph) -> int:
+    return _cached(graph, "const_bytes", lambda: _compute_const_bytes(graph))
+
+
+def _compute_const_bytes(graph: Graph) -> int:
     seen, total = set(), 0
     for g in [graph] + [sg for _, n in walk(graph) for sg in subgraphs(n)]:
         for t in g.tensors.values():
@@ -194,6 +214,10 @@ def _const_bytes(graph: Graph) -> int:
 
 
 def _peak_elements(graph: Graph, keep: bool = False) -> int:
+    return _cached(graph, f"peak_elements_{keep}", lambda: _compute_peak_elements(graph, keep))
+
+
+def _compute_peak_elements(graph: Graph, keep: bool = False) -> int:
     """Elements of one image live at the peak of `_run_chunk`: the inputs, every output from its producer
     to its last reader (`_last_uses`; outputs and never-read tensors stay), a node's inputs and outputs
     together, and a node's subgraphs (MoE gate and experts: run on all its rows) at their own peak."""
