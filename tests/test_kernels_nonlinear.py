@@ -1,5 +1,5 @@
 """Nonlinear C++ kernels (softmax.h, layernorm.h, lut.h, moe.h, attention.h) == the ops' Python simulation,
-bit for bit.
+bit for bit; and lut.h / requant.h into narrow-range (AP_SAT_SYM) types.
 
 Every case builds a tiny hwgen graph (one op, or the attention chain matmul -> mul -> softmax -> matmul, or a
 moe node with its gate and expert subgraphs), simulates it, takes the kernel's config struct (with the
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.cpp
 
 ROOT = Path(__file__).resolve().parents[1]
 ONNX = ROOT / "models" / "onnx"
-HEADERS = ["softmax.h", "layernorm.h", "lut.h", "linear.h", "moe.h", "attention.h"]
+HEADERS = ["softmax.h", "layernorm.h", "lut.h", "linear.h", "moe.h", "attention.h", "requant.h"]
 
 
 # ------------------------------------------------------------------------------------- C++ spelling
@@ -337,11 +337,70 @@ def moe_cases(rng):
     return cases
 
 
+# ----- narrow range (AP_SAT_SYM outputs: QONNX narrow=1) -----
+
+
+def _sat(qt: QType) -> QType:
+    """`qt` with plain (asymmetric) saturation: what a narrow type would be without its narrow range."""
+    return QType(qt.kind, qt.bits, qt.signed, qt.scale, qt.zero_point, qt.axis, qt.rounding, Overflow.SAT,
+                 qt.int_bits)
+
+
+def _narrow_case(label, rng, op, qx, qy, shape, attrs=None, parallel=None, all_codes=False, batch=3,
+                 wide=None) -> KernelCase:
+    """One op into a narrow type. The same op with plain saturation instead (`wide`: the attrs of that variant,
+    default the same): meta["asym_min"], how many of its outputs are the asymmetric minimum -2^(b-1), and
+    meta["differ"], how many differ from the narrow case's."""
+    def build(out_q, attrs):
+        return one_op_graph(op, [Spec("x", shape, qx)], [Spec("y", shape, out_q)], attrs=attrs)
+
+    g, node = build(qy, attrs)
+    size = int(np.prod(shape))
+    if all_codes:
+        codes = np.arange(qx.qmin, qx.qmax + 1, dtype=np.int64)
+        batch = -(-codes.size // size)
+        x = np.resize(codes, batch * size).reshape((batch,) + tuple(shape))
+    else:
+        x = random_codes(rng, qx, (batch,) + tuple(shape))
+    gw, nw = build(_sat(qy), wide if wide is not None else attrs)
+    plain = simulate(gw, nw, [x])[0]
+    decls, call = _kernel(g, node, parallel)
+    expected = simulate(g, node, [x])
+    return KernelCase(label, decls, call, [x], [qx.c_type()], expected, [qy.c_type()],
+                      meta={"asym_min": int(np.count_nonzero(plain == -(1 << (qy.bits - 1)))),
+                            "differ": int(np.count_nonzero(plain != expected[0])), "min": -(1 << (qy.bits - 1))})
+
+
+def narrow_cases(rng):
+    c = np.float32
+    n8 = QType.integer(8, True, 1 / 128, 0, overflow=Overflow.SAT_SYM)  # tanh = -1 would be code -128
+    fq_region = lambda ovf: {  # noqa: E731  tanh, fake-quantised to i8 (narrow or not), times 2
+        "nodes": [("Tanh", ["x"], ["t"], {}), ("Mul", ["t", "two"], ["y"], {})], "input": "x", "output": "y",
+        "consts": {"two": np.array(2.0, c)}, "fakequant": {"t": (np.array(1 / 128), np.array(0), 8, True, ovf)}}
+    return [
+        _narrow_case("narrow lut tanh i8 -> i8n 1/128 exact, all codes, parallel 2", rng, "lut",
+                     QType.integer(8, True, 0.05, 0), n8, (1, 64), {"function": "tanh", "_region": _region("Tanh")},
+                     parallel=2, all_codes=True),
+        _narrow_case("narrow lut tanh i13 -> i8n 1/128 interpolated (shift 3), parallel 1", rng, "lut",
+                     QType.integer(13, True, 0.004, 0), n8, (8, 128), {"function": "tanh", "_region": _region("Tanh")},
+                     parallel=1),
+        _narrow_case("narrow lut region tanh -> fake-quant i8n -> *2 -> i10n 1/128, all codes", rng, "lut",
+                     QType.integer(8, True, 0.05, 0), QType.integer(10, True, 1 / 128, 0, overflow=Overflow.SAT_SYM),
+                     (1, 64), {"function": "tanh", "_region": fq_region(Overflow.SAT_SYM)}, parallel=4,
+                     all_codes=True, wide={"function": "tanh", "_region": fq_region(Overflow.SAT)}),
+        _narrow_case("narrow quantize i16 -> i8n (saturating both ends)", rng, "quantize",
+                     QType.integer(16, True, 0.01, 0), QType.integer(8, True, 0.5, 0, overflow=Overflow.SAT_SYM),
+                     (4, 9)),
+        _narrow_case("narrow quantize fixed<16,6> -> i4n 0.25", rng, "quantize", QType.fixed(16, 6, True),
+                     QType.integer(4, True, 0.25, 0, overflow=Overflow.SAT_SYM), (3, 10)),
+    ]
+
+
 # ------------------------------------------------------------------------------------------ running
 
 FAMILIES = {"softmax": softmax_cases, "layernorm": layernorm_cases, "lut": lut_cases,
-            "attention": attention_cases, "moe": moe_cases}
-COUNTS = {"softmax": 5, "layernorm": 5, "lut": 6, "attention": 6, "moe": 3}
+            "attention": attention_cases, "moe": moe_cases, "narrow": narrow_cases}
+COUNTS = {"softmax": 5, "layernorm": 5, "lut": 6, "attention": 6, "moe": 3, "narrow": 5}
 IDS = [f"{fam}-{i}" for fam, n in COUNTS.items() for i in range(n)]
 
 
@@ -381,3 +440,11 @@ def test_cases_exercise_what_they_claim(results):
     assert "scale_c = -1" in att and "index_shift = 4" in att
     # saturation corner: a u8 output of scale 1/256 with p = 1 must saturate at 255
     assert int(results["softmax-1"][0].expected[0].max()) == 255
+    # narrow range: with plain saturation the outputs would take -2^(b-1); the narrow types never do
+    for k in (k for k in results if k.startswith("narrow")):
+        case = results[k][0]
+        assert case.meta["differ"] > 0 and int(case.expected[0].min()) > case.meta["min"], case.label
+        if k != "narrow-2":  # the region's narrow step is inside it: -127/128 * 2 = code -254 of 10 bits
+            assert case.meta["asym_min"] > 0 and int(case.expected[0].min()) == case.meta["min"] + 1, case.label
+    assert int(results["narrow-2"][0].expected[0].min()) == -254
+    assert "shift = 3" in results["narrow-1"][0].decls and "AP_SAT_SYM" in results["narrow-3"][0].decls

@@ -1,6 +1,7 @@
 """QONNX graphs through the frontend, on tiny graphs written with onnx.helper: what a QONNX graph leaves in
 float between quantised ops gets an exact type (MatMul + bias Add [+ ReLU] + Quant fuse into one `linear`),
-narrow-range Quant (Brevitas' default for weights), a ReLU on a wide accumulator, the model's output names,
+narrow-range Quant (Brevitas' default for weights; on activations, inside lookup-table chains, and in the
+onnxruntime reference `hwgen simulate` compares with), a ReLU on a wide accumulator, the model's output names,
 and the project manifest's precision (csim reloads the model with the Precision it was built with). The
 simulator is checked against qonnx's own executor, exactly, with the DEFAULT precision."""
 
@@ -257,6 +258,91 @@ def test_narrow_range_activations():
     assert codes["y"].min() == -127 and codes["h_out"].min() == -31
 
 
+@needs_qonnx
+def test_narrow_range_inside_a_lookup_table_chain():
+    """Tanh -> narrow Quant -> Mul -> Quant: one table, the narrow step applied inside it (tanh = -1 becomes
+    -127/128, so 2 * tanh ends at -254/128, not -2); the table and the host quantisation write the narrow types
+    directly (no extra conversion)."""
+    rng = np.random.default_rng(11)
+    q = Builder({"x": [1, 16]})
+    x = q.quant("x", "x_q", 2.0**-3, 8, narrow=True)
+    t = q.quant(q.op("Tanh", [x], "tanh"), "t_q", 2.0**-7, 8, narrow=True)
+    q.quant(q.op("Mul", [t, q.const("two", 2.0)], "m"), "y", 2.0**-7, 10, narrow=True)
+    model = q.model({"y": [1, 16]})
+    graph = load_graph(model)
+    assert [n.op for n in graph.nodes] == ["quantize", "lut"]
+    assert graph.tensors["x_q"].qtype.narrow and graph.tensors["y"].qtype.narrow
+    xs = (rng.standard_normal((64, 16)) * 12).astype(np.float32)
+    _assert_exact(graph, model, xs)
+    codes = sim.run(graph, xs, keep=True).tensors
+    assert codes["y"].min() == -254 and codes["x_q"].min() == -127
+
+
+def narrow_model(rng) -> onnx.ModelProto:
+    """Narrow range everywhere: the float input (host), weights with values at code -128, a 6-bit hidden layer,
+    a table (tanh) into a narrow type and 12-bit narrow logits (past int8: onnxruntime runs that Quant as float
+    ops)."""
+    q = Builder({"x": [1, 16]})
+    x = q.quant("x", "x_q", 2.0**-3, 8, narrow=True)
+    w1 = rng.standard_normal((16, 12))
+    w1[0, :4] = -2.0  # code -128 of scale 2^-6: the narrow range clamps it to -127
+    w1q = q.quant(q.const("w1", w1), "w1_q", 2.0**-6, 8, narrow=True)
+    b1 = q.quant(q.const("b1", rng.standard_normal(12)), "b1_q", 2.0**-9, 16)
+    h = q.quant(q.op("Add", [q.op("MatMul", [x, w1q], "fc1"), b1], "fc1_bias"), "h_q", 2.0**-1, 6, narrow=True)
+    t = q.quant(q.op("Tanh", [h], "tanh"), "t_q", 2.0**-7, 8, narrow=True)
+    w2q = q.quant(q.const("w2", rng.standard_normal((12, 10))), "w2_q", 2.0**-6, 8, narrow=True)
+    q.quant(q.op("MatMul", [t, w2q], "fc2"), "logits", 2.0**-6, 12, narrow=True)
+    return q.model({"logits": [1, 10]})
+
+
+@needs_qonnx
+def test_reference_of_a_narrow_range_model_equals_qonnx():
+    """hwgen's onnxruntime reference (QONNX as QDQ plus clips, float ops past 8 bits) computes what qonnx's
+    executor computes, intermediate tensors included; so does the simulator."""
+    from hwgen.reference import run_onnxruntime
+
+    rng = np.random.default_rng(12)
+    model = narrow_model(rng)
+    xs = (rng.standard_normal((48, 16)) * 12).astype(np.float32)
+    inner = ["x_q", "h_q", "t_q"]
+    ref = run_onnxruntime(model, xs, inner)
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+
+    wrapper = ModelWrapper(model)
+    full = [execute_onnx(wrapper, {"x": xi[None]}, return_full_exec_context=True) for xi in xs]
+    for name in inner + ["logits"]:
+        want = np.concatenate([f[name] for f in full])
+        assert np.array_equal(ref[name].reshape(want.shape), want), name
+    assert np.min(ref["x_q"]) == -127 * 2.0**-3 and np.min(ref["t_q"]) == -127 * 2.0**-7
+    assert np.min(ref["h_q"]) == -31 * 2.0**-1
+    _assert_exact(load_graph(model), model, xs)
+
+
+@needs_qonnx
+def test_simulate_cli_on_a_narrow_range_model(tmp_path):
+    """`hwgen simulate --per-layer` on a narrow-range QONNX model (it refused narrow Quant before): every output
+    and every layer agrees exactly with onnxruntime."""
+    from click.testing import CliRunner
+
+    from hwgen.cli import main
+
+    rng = np.random.default_rng(13)
+    model = narrow_model(rng)
+    path, inp, out = tmp_path / "narrow.onnx", tmp_path / "x.npy", tmp_path / "report.json"
+    onnx.save(model, str(path))
+    np.save(inp, (rng.standard_normal((40, 16)) * 12).astype(np.float32))
+    res = CliRunner().invoke(main, ["simulate", str(path), "--input", str(inp), "--per-layer", "--json", str(out)])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    report = json.loads(out.read_text())
+    assert report["argmax_agreement"] == 1.0 and report["output_max_lsb"] == 0
+    layers = {r["output"]: r for r in report["layers"]}
+    # each op fed onnxruntime's inputs (the host quantisation of the input has none): hidden (h_q), t_q, logits
+    assert {name: r["op"] for name, r in layers.items()} == {"fc1_bias": "linear", "tanh": "lut", "logits": "linear"}
+    for name, r in layers.items():
+        assert r["max_lsb"] == 0 and r["exact"] == 1.0, (name, r)
+
+
 def test_narrow_unsigned():
     """Unsigned narrow range: fine on constants (codes up to 2^b - 2), refused on activations."""
     q = Builder({"x": [1, 4]})
@@ -340,3 +426,20 @@ def test_csim_of_qonnx_mlp_narrow_and_wide_relu(tmp_path):
     out = write_project(graph, Design(regime="unrolled"), tmp_path / "prj", model_bytes=model.SerializeToString())
     report = run_csim(out, (rng.standard_normal((32, 24)) * 20).astype(np.float32))
     assert report.bit_exact, report.as_dict()
+
+
+@pytest.mark.cpp
+@needs_gxx
+def test_csim_of_the_narrow_range_model(tmp_path):
+    """C simulation equals the simulator with the narrow types written directly (the host's quantisation of the
+    input, the linear layers' requantisation, the table's entries)."""
+    rng = np.random.default_rng(14)
+    model = narrow_model(rng)
+    graph = load_graph(model)
+    assert [n.op for n in graph.nodes] == ["quantize", "linear", "lut", "linear"]
+    out = write_project(graph, Design(regime="unrolled"), tmp_path / "prj", model_bytes=model.SerializeToString())
+    xs = (rng.standard_normal((32, 16)) * 12).astype(np.float32)
+    report = run_csim(out, xs)
+    assert report.bit_exact, report.as_dict()
+    codes = sim.run(graph, xs, keep=True).tensors
+    assert codes["x_q"].min() == -127 and codes["tanh"].min() == -127 and codes["fc1_bias"].min() == -31

@@ -18,11 +18,11 @@ def lower_pipeline(precision: Precision):
     from hwgen.passes.exact import AbsorbReluIntoType, ExactAccumulatorTypes, FuseLinearBias
     from hwgen.passes.moe import FuseMoE
     from hwgen.passes.patterns import FuseDecomposedLayerNorm, FuseElementwiseRegions, ReluAsClamp
-    from hwgen.passes.qdq import AbsorbQDQ, HoistTypesThroughMovement, SplitNarrowConversions
+    from hwgen.passes.qdq import AbsorbQDQ, HoistTypesThroughMovement
 
     return [AbsorbQDQ(), HoistTypesThroughMovement(), FuseLinearBias(), AbsorbReluIntoType(),
             FuseDecomposedLayerNorm(), FuseElementwiseRegions(), LowerOnnxOps(), FuseMoE(), ExactAccumulatorTypes(),
-            AssignTypes(precision), ReluAsClamp(), SplitNarrowConversions(), FuseAttention(), CheckLowered()]
+            AssignTypes(precision), ReluAsClamp(), FuseAttention(), CheckLowered()]
 
 
 def load_graph(source: str | os.PathLike | onnx.ModelProto, precision: Precision | None = None) -> Graph:

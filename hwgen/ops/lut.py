@@ -163,8 +163,9 @@ def lut_parallel(n_in: int, par: int) -> int:
 
 def _quantize_real(real: np.ndarray, out: QType) -> np.ndarray:
     """Table entries: the function's values in the output type, rounded as a quantiser would."""
-    if out.kind == "int":
-        return numerics.quantize_linear(real, out.scale, out.zero_point, out.bits, out.signed)
+    if out.kind == "int":  # in range already; a narrow type (AP_SAT_SYM) maps the minimum to -max
+        codes = numerics.quantize_linear(real, out.scale, out.zero_point, out.bits, out.signed)
+        return numerics.overflow(codes, out.bits, out.signed, out.overflow)
     from hwgen.ops.quantize import _round_float
 
     codes = _round_float(real.astype(np.float64) * 2.0**out.frac_bits, out.rounding)
@@ -188,9 +189,12 @@ def evaluate_region(region: dict, x: np.ndarray) -> np.ndarray:
         for o, v in zip(outs, res):
             v = np.asarray(v, dtype=np.float32)
             fq = region["fakequant"].get(o)
-            if fq is not None:
-                scale, zp, bits, signed = fq
-                v = numerics.dequantize_linear(numerics.quantize_linear(v, scale, zp, bits, signed), scale, zp)
+            if fq is not None:  # (scale, zero point, bits, signed[, overflow mode]): the model's fake quantisation
+                scale, zp, bits, signed = fq[:4]
+                codes = numerics.quantize_linear(v, scale, zp, bits, signed)
+                if len(fq) > 4:  # a narrow range (AP_SAT_SYM): the asymmetric minimum becomes -max
+                    codes = numerics.overflow(codes, bits, signed, fq[4])
+                v = numerics.dequantize_linear(codes, scale, zp)
             values[o] = v
     return np.asarray(values[region["output"]], dtype=np.float32)
 

@@ -56,7 +56,9 @@ class Quantize(OpDef):
             if stats is not None:
                 stats.count(node.outputs[0], numerics.overflow_count(
                     np.clip(raw, -2**62, 2**62).astype(np.int64) + int(common.scalar_zp(out)), out.bits, out.signed), raw.size)
-            return [numerics.quantize_linear(x, out.scale, out.zero_point, out.bits, out.signed, axis=axis)]
+            codes = numerics.quantize_linear(x, out.scale, out.zero_point, out.bits, out.signed, axis=axis)
+            # already in range; a narrow type (AP_SAT_SYM) still maps the asymmetric minimum to -max
+            return [numerics.overflow(codes, out.bits, out.signed, out.overflow)]
         if src.per_channel or out.per_channel:
             raise self.unsupported(node, "per-channel requantisation between activations")
         return [common.to_type(common.centered(x, src), float(src.scale), out, stats, node.outputs[0])]

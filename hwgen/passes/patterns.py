@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwgen.errors import UnsupportedError
 from hwgen.ir import Graph, Node, QType
 from hwgen.numerics import Overflow
 from hwgen.ops.lut import ELEMENTWISE, LUT_EXACT_BITS, TRANSCENDENTAL, _real_const
@@ -173,11 +172,8 @@ class FuseElementwiseRegions(Pass):
             for o in n.outputs:
                 qt = graph.tensors[o].qtype
                 if o != out and qt is not None and qt.kind == "int" and not qt.per_channel:
-                    if qt.narrow:
-                        raise UnsupportedError("narrow-range quantisation inside a chain of elementwise ops (a "
-                                               "lookup table)", node=n.source[0] if n.source else n.name,
-                                               op=n.op[5:], tensor=o)
-                    fakequant[o] = (qt.scale, qt.zero_point, qt.bits, qt.signed)
+                    # the overflow mode too: a narrow range (AP_SAT_SYM) never takes the asymmetric minimum
+                    fakequant[o] = (qt.scale, qt.zero_point, qt.bits, qt.signed, qt.overflow)
         spec = {"nodes": [(n.op[5:], list(n.inputs), list(n.outputs), dict(n.attrs)) for n in region],
                 "input": x, "output": out, "consts": consts, "fakequant": fakequant}
         index = graph.nodes.index(region[0])

@@ -14,7 +14,6 @@ from onnx import TensorProto, helper
 from hwgen import numerics
 from hwgen.errors import ModelError, UnsupportedError
 from hwgen.ir import Graph, Node, QType
-from hwgen.ir.graph import walk
 from hwgen.numerics import Overflow
 from hwgen.passes.base import Pass
 
@@ -300,37 +299,3 @@ def bypass(graph: Graph, keep: str, drop: str) -> None:
         graph.rename_tensor(keep, drop)
     else:
         graph.replace_uses(drop, keep)
-
-
-class SplitNarrowConversions(Pass):
-    """A narrow-range (AP_SAT_SYM) output of an op that quantises with the full range (a lookup table's entries,
-    the host's quantisation of a float input): that op writes the full-range type, and an exact `quantize`
-    (same scale, ratio 1) saturates it into the narrow one."""
-
-    name = "split-narrow"
-    fixed_point = False
-
-    def apply(self, graph: Graph) -> bool:
-        changed = False
-        for g, node in list(walk(graph)):
-            if node.op == "quantize":  # from a float graph input
-                src = g.tensors[node.inputs[0]].qtype
-                if node.inputs[0] not in g.inputs or (src is not None and not src.is_float):
-                    continue
-            elif node.op != "lut":
-                continue
-            out = g.tensors[node.outputs[0]]
-            qt = out.qtype
-            if qt is None or not qt.narrow:
-                continue
-            if qt.per_channel:
-                raise UnsupportedError("narrow-range quantisation with per-channel scales of a computed tensor",
-                                       node=node.source[0] if node.source else node.name, op=node.op)
-            wide = QType(qt.kind, qt.bits, qt.signed, qt.scale, qt.zero_point, qt.axis, qt.rounding, Overflow.SAT,
-                         qt.int_bits)
-            mid = g.add_tensor(g.unique_name(out.name + "_full"), out.shape, wide)
-            node.outputs = [mid.name]
-            g.add_node("quantize", [mid.name], [out.name], name=f"{node.name}_narrow", source=node.source,
-                       index=g.nodes.index(node) + 1)
-            changed = True
-        return changed
