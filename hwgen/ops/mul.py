@@ -81,26 +81,34 @@ class Mul(OpDef):
         return cm.elementwise(ctx, node, self.name, kernel, elements, lanes, lane, 6 + acc // 8, rows, ins, outs,
                               extra, formula=f"ceil({elements:g}/{lanes})")
 
-    def simulate(self, graph: Graph, node: Node, inputs: list[np.ndarray], stats: SimStats) -> list[np.ndarray]:
+    def params(self, graph: Graph, node: Node) -> dict:
+        """Per operand (scale, zero point); the product's real scale (a folded factor included, its sign
+        carried by `sign`) and its requantisation into the output type."""
         out = graph.tensors[node.outputs[0]].qtype
-        prod, scale = None, 1.0
-        for name, x in zip(node.inputs, inputs):
+        operands, scale = [], 1.0
+        for name in node.inputs:
             t = graph.tensors[name]
             width = t.shape[-1] if t.shape else 1
             s, z = t.qtype.channel_params(width) if t.qtype.per_channel else (float(t.qtype.scale), int(t.qtype.zero_point))
-            c = np.asarray(x, dtype=np.int64) - z
-            if t.is_const:
-                c = c[None]
-            prod = c if prod is None else prod * c
+            operands.append(z)
             scale = scale * s
-        factor = node.attrs.get("factor")
+        sign, factor = 1, node.attrs.get("factor")
         if factor is not None:
-            if factor < 0:
-                prod, factor = -prod, -factor
-            scale = scale * factor
+            sign, scale = (-1, scale * -factor) if factor < 0 else (1, scale * factor)
         if np.ndim(scale) == 0:
             scale = float(scale)
-        return [common.to_type(prod, scale, out, stats, node.outputs[0])]
+        m0, shift = common.requant_params(scale, out)
+        return {"zero_points": operands, "sign": sign, "_rescale": common.rescaler(out, [sign * m0], shift)}
+
+    def simulate(self, graph: Graph, node: Node, inputs: list[np.ndarray], stats: SimStats) -> list[np.ndarray]:
+        p = self.params(graph, node)
+        prod = None
+        for name, x, z in zip(node.inputs, inputs, p["zero_points"]):
+            c = np.asarray(x, dtype=np.int64) - z
+            if graph.tensors[name].is_const:
+                c = c[None]  # constants have no batch axis
+            prod = c if prod is None else prod * c
+        return [common.rescale(p["_rescale"], [prod], stats, node.outputs[0])]
 
     # -- C++ kernel (templates/kernels/mul.h) -----------------------------------------------------------
     kernel_header = "mul.h"
