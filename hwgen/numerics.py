@@ -612,12 +612,11 @@ class Rescale:
         return self._float_path(terms, keep_float) if fast else self._int_path(terms)
 
     def _int_path(self, terms) -> tuple[np.ndarray, int]:
+        ints = [t.astype(np.int64) if np.asarray(t).dtype.kind == "f" else _as_int64(t, "term") for t in terms]
+        if sum(_max_abs(t) * ma for t, ma in zip(ints, self._mult_abs)) + self._offset_abs > _I64_MAX:
+            raise OverflowError("the sum of products leaves 64 bits")
         acc = None
-        for t, m, ma in zip(terms, self.mults, self._mult_abs):
-            t = np.asarray(t)
-            t = t.astype(np.int64) if t.dtype.kind == "f" else _as_int64(t, "term")
-            if _max_abs(t) * ma >= 2**61:
-                raise OverflowError("a product leaves 64 bits")
+        for t, m in zip(ints, self.mults):
             acc = t * m if acc is None else acc + t * m
         if self._offset_abs:
             acc = acc + self.offset

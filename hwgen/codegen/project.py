@@ -78,8 +78,13 @@ def host_inputs(graph: Graph) -> list[tuple[str, str]]:
     return pairs
 
 
-def generate(graph: Graph, design: Design, model_path: str | None = None) -> dict:
-    """Everything the project holds, in memory: {relative path: bytes}."""
+def generate(graph: Graph, design: Design, model_path: str | None = None, tb_inputs=None,
+             tb_errors: list | None = None) -> dict:
+    """Everything the project holds, in memory: {relative path: bytes}. With `tb_inputs` (the inputs of some
+    images, as hwgen.sim.run takes them), also the testbench's data: tb/tb_data/inputs.bin and
+    tb/tb_data/expected.bin, the simulator's input and output codes for those images (hwgen.codegen.tbdata);
+    if simulating them fails, the HwgenError is raised, or with `tb_errors` (a list) appended to it and the
+    project has no testbench data."""
     board = get_board(design.board)
     part = design.part or board.part
     clock = float(design.clock_mhz or board.clock_mhz)
@@ -144,6 +149,10 @@ def generate(graph: Graph, design: Design, model_path: str | None = None) -> dic
     files["hwgen_report.json"] = (json.dumps(report, indent=1, sort_keys=True) + "\n").encode()
     files["hwgen_report.md"] = _report_md(report).encode()
     files["README.md"] = env.get_template("README.md.j2").render(common).encode()
+    if tb_inputs is not None:
+        from hwgen.codegen import tbdata
+
+        files.update(tbdata.files(graph, tb_inputs, tb_errors))
     manifest = {"top": top, "inputs": [p["tensor"] for p in inputs], "outputs": [p["tensor"] for p in outputs],
                 "design": json.loads(design.to_json()), "model": "model.onnx",
                 "buffers": {ident: name for name, ident in sorted(ctx.names.items()) if not ident.startswith("hwgen_cfg::")}, "files": sorted(files) + [MANIFEST, "model.onnx"],
@@ -155,9 +164,10 @@ def generate(graph: Graph, design: Design, model_path: str | None = None) -> dic
 
 
 def write_project(graph: Graph, design: Design, out: str | os.PathLike, model_path: str | None = None,
-                  model_bytes: bytes | None = None) -> Path:
-    """Generate and place the project in `out` atomically (staged inside `out`)."""
-    files = generate(graph, design, model_path)
+                  model_bytes: bytes | None = None, tb_inputs=None, tb_errors: list | None = None) -> Path:
+    """Generate and place the project in `out` atomically (staged inside `out`); with `tb_inputs`, the
+    testbench's inputs.bin and expected.bin for those images (see `generate`)."""
+    files = generate(graph, design, model_path, tb_inputs, tb_errors)
     if model_bytes is None and model_path:
         model_bytes = _self_contained_model(model_path)
     if model_bytes is not None:
@@ -242,6 +252,7 @@ def _csim_friendly(decl: str) -> str:
 
 def _port(arg: str, t, index: int, kind: str) -> dict:
     return {"arg": arg, "typedef": f"{arg}_t", "ctype": t.qtype.c_type(), "size": max(t.size, 1),
+            "label": display_name(t.name, 60),
             "size_name": f"N_{arg.upper()}", "tensor": t.name, "shape": list(t.shape),
             "comment": f"{kind} {index}: {t.qtype}, shape {list(t.shape)}".replace("\n", " ")}
 
