@@ -24,9 +24,15 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
+# every benchmark the README quotes (about 6 minutes); each prints its table and saves bench/results/*.json
 bench: $(STAMP)
+	$(BIN)/python bench/sim_vs_csim.py
 	$(BIN)/python bench/sim_speed.py
+	$(BIN)/python bench/accuracy_table.py
 	$(BIN)/python bench/m3vit_scale.py
+	$(BIN)/python bench/hls4ml_compare.py
+	$(BIN)/python bench/build_speed.py
+	$(BIN)/python bench/boards.py
 
 models: $(STAMP)
 	$(BIN)/python models/build_digits_models.py
