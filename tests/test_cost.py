@@ -426,3 +426,17 @@ def test_hwgen_estimate_cli(tmp_path):
     assert "latency" in res.output and "linear" in res.output and "Vitis HLS report" in res.output
     data = json.loads(out.read_text())
     assert data["board"] == "u280" and data["latency_cycles"] > 0 and data["csynth"]["kernels"]
+
+
+def test_bound_names_the_term_that_limits_most_node_cycles():
+    """Wide tiles fed by one narrow weight port wait on weights; small tiles with wide ports wait on compute."""
+    g = digits()
+    starved = estimate(g, Design(linear=LinearKnobs(64, 64, 8, weight_buffer="none"),
+                                 memory=MemoryKnobs(axi_bits=32, overlap=False)), "zcu102")
+    fed = estimate(g, Design(linear=LinearKnobs(2, 2, 1), memory=MemoryKnobs(axi_bits=512, weight_ports=4)), "zcu102")
+    assert starved.bound() == "weight loading", starved.limited_cycles
+    assert fed.bound() == "compute", fed.limited_cycles
+    for e in (starved, fed):
+        assert set(e.limited_cycles) <= {"compute", "weight loading", "activation traffic"}
+        assert sum(e.limited_cycles.values()) >= 0.99 * e.latency_cycles  # overlap only shortens the sum
+        assert e.bound() in e.bound_detail() and "% of the node cycles" in e.bound_detail()

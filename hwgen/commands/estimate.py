@@ -49,7 +49,7 @@ def print_estimate(e, title: str = "") -> None:
     s = Table(title="totals", show_header=False)
     s.add_row("latency", f"{e.latency_cycles:,.0f} cycles = {e.latency_ms:.4g} ms per image at {e.clock_mhz:g} MHz")
     s.add_row("throughput", f"{e.images_per_s:,.1f} images/s, {e.gops:,.1f} GOPS ({2 * e.macs / 1e9:.3f} GOP per image)")
-    s.add_row("bound by", e.bound())
+    s.add_row("bound by", e.bound_detail())
     s.add_row("off-chip", f"{e.weight_bytes / 1e6:.2f} MB weights + {e.act_bytes / 1e6:.2f} MB activations per image, "
                           f"{e.bandwidth_gbs:.2f} GB/s average of {e.board.bandwidth_gbs:g} GB/s peak")
     util = e.utilisation

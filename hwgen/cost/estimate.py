@@ -74,6 +74,7 @@ class Estimate:
     memory_floor_cycles: float = 0.0
     slr_ok: bool = True
     io_cycles: float = 0.0
+    limited_cycles: dict = field(default_factory=dict)
 
     @property
     def latency_ms(self) -> float:
@@ -103,12 +104,22 @@ class Estimate:
         return self.slr_ok and all(util[k] <= budget.get(k, 1.0) + 1e-9 for k in RESOURCES)
 
     def bound(self) -> str:
-        """What the per-node cycles are mostly spent on (summed over nodes; overlap aside)."""
+        """What limits the latency: the whole model's off-chip traffic when that floor sets it, else the term
+        (compute, weight loading, activation traffic) that limits the nodes holding most of the cycles."""
         if self.memory_floor_cycles >= 0.98 * self.latency_cycles:
             return "off-chip bandwidth"
-        parts = {"compute": self.compute_cycles, "weight loading": self.load_cycles,
-                 "activation traffic": self.io_cycles}
+        parts = self.limited_cycles or {"compute": self.compute_cycles, "weight loading": self.load_cycles,
+                                        "activation traffic": self.io_cycles}
         return max(parts, key=parts.get)
+
+    def bound_detail(self) -> str:
+        """bound() with the share of the node cycles each term limits, e.g. 'compute (compute 64%, weight
+        loading 33%, activation traffic 3%)'."""
+        total = sum(self.limited_cycles.values())
+        if not total:
+            return self.bound()
+        shares = ", ".join(f"{k} {v / total:.0%}" for k, v in sorted(self.limited_cycles.items(), key=lambda kv: -kv[1]))
+        return f"{self.bound()} ({shares} of the node cycles)"
 
     def as_dict(self) -> dict:
         return {
@@ -117,7 +128,7 @@ class Estimate:
             "images_per_s": self.images_per_s, "gops": self.gops, "macs": self.macs,
             "weight_bytes": self.weight_bytes, "act_bytes": self.act_bytes, "bandwidth_gbs": self.bandwidth_gbs,
             "resources": self.resources.as_dict(), "utilisation": self.utilisation, "slr_ok": self.slr_ok,
-            "bound": self.bound(),
+            "bound": self.bound(), "limited_cycles": self.limited_cycles,
             "kernels": [{"kernel": k.name, "ops": k.ops, "nodes": k.nodes, "cycles": k.cycles, "macs": k.macs,
                          "resources": k.res.as_dict(), "weight_bytes": k.weight_bytes, "act_bytes": k.act_bytes}
                         for k in self.kernels],
@@ -324,6 +335,7 @@ class Estimator:
             level = nxt
         rows: dict = {}
         compute = load = io = 0.0
+        limited: dict = {}  # each node's cycles, under the term that limits that node
         for c, mult in counts.values():
             key = "views" if c.view else c.kernel
             r = rows.get(key)
@@ -343,6 +355,9 @@ class Estimator:
                 compute += mult * c.compute
                 load += mult * c.load
                 io += mult * c.io
+                limiter = max((("compute", c.compute), ("weight loading", c.load), ("activation traffic", c.io)),
+                              key=lambda kv: kv[1])[0]
+                limited[limiter] = limited.get(limiter, 0.0) + mult * c.cycles
         kernels = sorted(rows.values(), key=lambda r: -r.cycles)
         total = TOP
         for r in kernels:
@@ -370,7 +385,7 @@ class Estimator:
             limit = self.board.largest_slr
             slr_ok = all(r.res.fits(limit) for r in kernels)
         return Estimate(self.design, self.board, self.clock_mhz, self.realistic, latency, interval, macs, wbytes, abytes,
-                        total.rounded(), kernels, costs, compute, load, floor, slr_ok, io)
+                        total.rounded(), kernels, costs, compute, load, floor, slr_ok, io, limited)
 
     def _graph_io(self, graph: Graph, costs: list) -> list:
         """The model's inputs are read from, and its outputs written to, off-chip memory (by the first and last
