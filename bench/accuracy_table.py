@@ -3,7 +3,6 @@
     python bench/accuracy_table.py
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import numpy as np
 from hwgen.compare import compare
 from hwgen.frontend import load_graph
 from hwgen.reference import run_onnxruntime
+from _results import save
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,9 +32,7 @@ def main() -> None:
                      "argmax_agreement": r.argmax_agreement, "linear_within_1lsb_worst": min(lin) if lin else None})
         print(f"{path.name:34s} {acc_float:7.2%} {r.accuracy_ref:7.2%} {r.accuracy_sim:7.2%} {r.argmax_agreement:7.2%} "
               f"{(min(lin) if lin else float('nan')):24.3%}")
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "accuracy_table.json").write_text(json.dumps(rows, indent=1))
+    save("accuracy_table", rows)
 
 
 if __name__ == "__main__":

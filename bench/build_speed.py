@@ -4,13 +4,13 @@
 """
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from _results import save
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,10 +38,7 @@ def main() -> None:
         print(f"{board:8s} hwgen build m3vit_shape: {seconds:6.1f} s (target < 30 s), {rows[-1]['files']} files, "
               f"{rows[-1]['megabytes']:.1f} MB")
         shutil.rmtree(out.parent, ignore_errors=True)
-    res = ROOT / "bench" / "results"
-    res.mkdir(exist_ok=True)
-    (res / "build_speed.json").write_text(json.dumps({"model": model.name, "results": rows}, indent=1))
-    print(f"saved {res / 'build_speed.json'}")
+    save("build_speed", {"model": model.name, "results": rows})
 
 
 if __name__ == "__main__":

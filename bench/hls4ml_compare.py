@@ -56,6 +56,7 @@ from unittest import mock
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+from _results import save
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "models" / "data"
@@ -373,10 +374,7 @@ def main() -> None:
     args = ap.parse_args()
     res = compare(args.images, regime=args.regime)
     print_table(res)
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "hls4ml_compare.json").write_text(json.dumps(res, indent=1) + "\n")
-    print(f"wrote {out / 'hls4ml_compare.json'}")
+    save("hls4ml_compare", res)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from _results import save
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,10 +56,7 @@ def main() -> None:
     print(f"  simulate            {res['simulate_s']:7.2f} s")
     print(f"  total               {res['total_s']:7.2f} s   (target < 60 s)")
     print(f"  peak memory         {res['peak_rss_mb']:7.0f} MB  (target < 4096 MB)")
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "m3vit_scale.json").write_text(json.dumps(res, indent=1))
-    print(f"saved {out / 'm3vit_scale.json'}")
+    save("m3vit_scale", res)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """onnxruntime's accuracy on a QDQ model at each graph optimisation level (why hwgen's reference is BASIC)."""
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from _results import save
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,9 +22,7 @@ def main(model: str = "models/onnx/vit_digits.qdq.dynamo.onnx") -> None:
         logits = np.concatenate([sess.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))])
         rows[level] = float(np.mean(logits.argmax(1) == y))
         print(f"{level:22s} accuracy {rows[level]:.2%}")
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "ort_levels.json").write_text(json.dumps({"model": model, "accuracy": rows}, indent=1))
+    save("ort_levels", {"model": model, "accuracy": rows})
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ images in the same run (ratios matter; absolute times depend on the machine).
 """
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 from hwgen import sim
 from hwgen.frontend import load_graph
 from hwgen.reference import run_onnxruntime
+from _results import save
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,10 +51,7 @@ def main() -> None:
     print(f"model {Path(args.model).name}, {len(x)} images, {platform.processor() or platform.machine()}")
     for k, v in rows.items():
         print(f"  {k:<{width}}  {v:10.1f}")
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "sim_speed.json").write_text(json.dumps({"model": Path(args.model).name, "images": len(x), **rows}, indent=1))
-    print(f"saved {out / 'sim_speed.json'}")
+    save("sim_speed", {"model": Path(args.model).name, "images": len(x), **rows})
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from hwgen.codegen.csim import run_csim
 from hwgen.codegen.project import write_project
 from hwgen.design import Design
 from hwgen.frontend import load_graph
+from _results import save
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 50.0
@@ -104,10 +105,7 @@ def main() -> None:
           f"{rows['ratio_cpu_1thread']:9.1f}x")
     print(f"  {f'simulator, {threads} threads, wall':34s} {rows['sim_images_per_s']:10.1f} {rows['ratio_wall']:9.1f}x")
     print(f"  target: >= {TARGET:.0f}x")
-    res = ROOT / "bench" / "results"
-    res.mkdir(exist_ok=True)
-    (res / "sim_vs_csim.json").write_text(json.dumps(rows, indent=1))
-    print(f"saved {res / 'sim_vs_csim.json'}")
+    save("sim_vs_csim", rows)
 
 
 if __name__ == "__main__":

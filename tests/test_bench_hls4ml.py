@@ -2,6 +2,7 @@
 tools agree with qonnx's executor (about 20 s: two g++ compiles)."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "hls4ml_compare.py"
 def result():
     pytest.importorskip("qonnx", reason="needs the qonnx extra (pip install -e '.[dev]')")
     pytest.importorskip("sklearn", reason="needs scikit-learn (pip install -e '.[dev]')")
+    if str(SCRIPT.parent) not in sys.path:
+        sys.path.insert(0, str(SCRIPT.parent))  # the script imports its sibling bench/_results.py
     spec = importlib.util.spec_from_file_location("hls4ml_compare", SCRIPT)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
