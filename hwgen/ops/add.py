@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwgen.ir import Graph, Node
+from hwgen.ir import Graph, Node, QType
 from hwgen.ops import common
 from hwgen.ops.base import OpDef, SimStats, register
 
@@ -15,6 +15,7 @@ from hwgen.ops.base import OpDef, SimStats, register
 class Add(OpDef):
     name = "add"
     onnx_types = ("Add", "Sub", "Sum")
+    requantises_inputs = True
 
     def lower(self, graph: Graph, node: Node) -> None:
         signs = [1] * len(node.inputs)
@@ -78,6 +79,41 @@ class Add(OpDef):
     def simulate(self, graph: Graph, node: Node, inputs: list[np.ndarray], stats: SimStats) -> list[np.ndarray]:
         terms = [x[None] if graph.tensors[name].is_const else x for name, x in zip(node.inputs, inputs)]
         return [common.rescale(self.params(graph, node)["_rescale"], terms, stats, node.outputs[0])]
+
+    def exact_output_type(self, graph: Graph, node: Node) -> QType | None:
+        """An integer type on the output's exact grid when the operands are quantised but the output is left
+        in float (QONNX), as wide as the output's range needs (None: not exact, or too wide)."""
+        types = [common.typed_or_none(graph, i) for i in node.inputs]
+        if any(t is None for t in types):
+            return None
+        scales = np.concatenate([np.asarray(t.scale, dtype=np.float64).reshape(-1) for t in types])
+        step = float(scales.min())
+        signs = node.attrs.get("signs", [1] * len(node.inputs))
+        lo = hi = 0
+        for name, t, sign in zip(node.inputs, types, signs):
+            ratios = common.integer_ratios(np.asarray(t.scale, dtype=np.float64).reshape(-1), step)
+            if ratios is None:
+                return None
+            tensor = graph.tensors[name]
+            if t.per_channel or np.ndim(t.scale) or np.ndim(t.zero_point):
+                if not tensor.is_const:  # per-channel activations: bound by the type, channel by channel
+                    zps = np.broadcast_to(np.asarray(t.zero_point, dtype=np.int64).reshape(-1), ratios.shape)
+                    tl = int(min((t.qmin - zps) * ratios))
+                    th = int(max((t.qmax - zps) * ratios))
+                else:
+                    real = t.dequantize(np.asarray(tensor.data, dtype=np.int64), t.axis)
+                    c = real / step
+                    if not np.all(c == np.rint(c)):
+                        return None
+                    tl, th = int(np.rint(c).min()), int(np.rint(c).max())
+            else:
+                cl, ch = common.centred_range(t, tensor.data if tensor.is_const else None)
+                r = int(ratios[0])
+                tl, th = cl * r, ch * r
+            if sign < 0:
+                tl, th = -th, -tl
+            lo, hi = lo + tl, hi + th
+        return common.exact_type(lo, hi, step)
 
     # -- C++ kernel (templates/kernels/add.h) -----------------------------------------------------------
     kernel_header = "add.h"

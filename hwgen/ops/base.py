@@ -41,8 +41,17 @@ class OpDef:
     data_movement: ClassVar[bool] = False
     # Constant inputs that are biases (quantised to the precision config's bias type in float models).
     bias_inputs: ClassVar[tuple[int, ...]] = ()
+    # Reads an integer input of any width exactly, only to requantise it (QONNX exact types may feed it).
+    requantises_inputs: ClassVar[bool] = False
+    # A data-movement op whose readers see its input's exact type unchanged (False: it converts types itself).
+    forwards_exact_types: ClassVar[bool] = True
 
     # -- frontend ---------------------------------------------------------------------------------
+    def exact_output_type(self, graph: "Graph", node: "Node"):
+        """An exact integer QType for an output a QONNX graph leaves in float (products and sums of quantised
+        tensors; hwgen/passes/exact.py), or None when this op has none."""
+        return None
+
     def lower(self, graph: "Graph", node: "Node") -> None:
         """Rewrite the ONNX-level `node` (op 'onnx.<Type>') into this hardware op, in place."""
         node.op = self.name

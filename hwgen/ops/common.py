@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from hwgen import numerics
-from hwgen.ir import QType
+from hwgen.ir import Graph, QType
 from hwgen.ops.base import SimStats
 
 MULT_BITS = 31  # width of requantisation multipliers (fits a DSP-friendly 32-bit signed operand)
@@ -134,3 +134,54 @@ def expand(v, n_chan: int, dtype=np.int64) -> np.ndarray:
     """A scalar or per-channel vector as `n_chan` values (for per-channel kernel arrays)."""
     a = np.asarray(v)
     return np.broadcast_to(a.reshape(-1) if a.ndim else a, (n_chan,)).astype(dtype)
+
+
+# -- exact types for what a QONNX graph leaves in float (hwgen/passes/exact.py, ops' exact_output_type) --
+
+EXACT_MAX_BITS = 31  # an exact type times a 31-bit requantisation multiplier stays within int64 (sim and C++)
+GRID_RTOL = 2.0**-20  # a bias "on the accumulator grid" up to float32 rounding of its scale
+
+
+def typed_or_none(graph: Graph, name: str) -> QType | None:
+    """The integer/fixed type of `name`, None when it has none yet (or is float)."""
+    t = graph.tensors.get(name) if name else None
+    if t is None or t.qtype is None or t.qtype.is_float:
+        return None
+    return t.qtype
+
+
+def integer_ratios(scales: np.ndarray, base: float) -> np.ndarray | None:
+    """scales / base as integers when they all are (powers of two apart, or equal); else None."""
+    r = np.asarray(scales, dtype=np.float64) / base
+    k = np.rint(r)
+    return k.astype(np.int64) if np.all(k >= 1) and np.all(r == k) else None
+
+
+def on_grid(values: np.ndarray, grid: np.ndarray) -> bool:
+    """Every real value an integer multiple of its column's grid step (to float32 precision of the scales)."""
+    k = np.asarray(values, dtype=np.float64) / grid
+    return bool(np.all(np.abs(k - np.rint(k)) <= GRID_RTOL * np.maximum(np.abs(k), 1.0)))
+
+
+def centred_range(qt: QType, data=None) -> tuple[int, int]:
+    """Range of q - zero_point: of a constant's codes when given (per-tensor zero point), else of the type."""
+    if data is not None and np.ndim(qt.zero_point) == 0:
+        c = np.asarray(data, dtype=np.int64) - int(qt.zero_point)
+        return (int(c.min()), int(c.max())) if c.size else (0, 0)
+    zps = np.asarray(qt.zero_point, dtype=np.int64).reshape(-1)
+    return qt.qmin - int(zps.max()), qt.qmax - int(zps.min())
+
+
+def exact_type(lo: int, hi: int, scale: float) -> QType | None:
+    bits = numerics.bits_for_range(min(lo, 0), max(hi, 0))
+    if bits > EXACT_MAX_BITS:
+        return None
+    return QType.integer(max(bits, 2), True, scale, 0)
+
+
+def bias_on_grid(x: QType, w: QType, n: int, bias) -> bool:
+    """The bias of a linear layer lies on its accumulator grid s_x * s_w (so the fused integer bias is exact)."""
+    sw, _ = w.channel_params(n)
+    sb, zb = bias.qtype.channel_params(n)
+    real = (np.asarray(bias.data, dtype=np.int64).reshape(-1) - zb) * sb
+    return on_grid(real, float(x.scale) * sw)

@@ -83,6 +83,36 @@ class Linear(OpDef):
                 "acc_bits": max(int(acc_bound).bit_length() + 1, 2), "in_features": k, "out_features": n,
                 "_matmul": matmul, "_rescale": common.rescaler(y, [m0], shift, [matmul.bound])}
 
+    def exact_output_type(self, graph: Graph, node: Node) -> QType | None:
+        """An integer type on the output's exact grid when the operands are quantised but the output is left
+        in float (QONNX), as wide as the output's range needs (None: not exact, or too wide)."""
+        x = common.typed_or_none(graph, node.inputs[0])
+        w = graph.tensors[node.inputs[1]]
+        if x is None or x.per_channel or not w.is_const or common.typed_or_none(graph, w.name) is None or len(w.shape) != 2:
+            return None
+        k, n = w.shape
+        sw, zw = w.qtype.channel_params(n)
+        grid = float(x.scale) * sw
+        step = float(grid.min())
+        ratios = common.integer_ratios(grid, step)
+        if ratios is None:
+            return None
+        wc = np.asarray(w.data, dtype=np.int64) - zw[None, :]
+        xlo, xhi = common.centred_range(x)
+        hi = np.maximum(wc * xlo, wc * xhi).sum(axis=0, dtype=object)
+        lo = np.minimum(wc * xlo, wc * xhi).sum(axis=0, dtype=object)
+        if len(node.inputs) > 2 and node.inputs[2]:
+            b = graph.tensors[node.inputs[2]]
+            if common.typed_or_none(graph, b.name) is None or not b.is_const or b.size != n:
+                return None
+            if not common.bias_on_grid(x, w.qtype, n, b):
+                return None
+            sb, zb = b.qtype.channel_params(n)
+            bias = np.rint((np.asarray(b.data, dtype=np.int64).reshape(-1) - zb) * sb / grid).astype(np.int64)
+            hi, lo = hi + bias.astype(object), lo + bias.astype(object)
+        hi, lo = hi * ratios.astype(object), lo * ratios.astype(object)
+        return common.exact_type(int(min(lo)), int(max(hi)), step)
+
     # -- C++ kernel (templates/kernels/linear.h) ---------------------------------------------------
     kernel_header = "linear.h"
 

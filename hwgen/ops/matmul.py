@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwgen import numerics
-from hwgen.ir import Graph, Node
+from hwgen.ir import Graph, Node, QType
 from hwgen.ops import common
 from hwgen.ops.base import OpDef, SimStats, register
 
@@ -35,6 +35,17 @@ class MatMul(OpDef):
         bound = amax * bmax * inner
         return {"m0": m0, "shift": shift, "a_zero_point": za, "b_zero_point": zb, "inner": inner,
                 "acc_bits": numerics.bits_for_range(-bound, bound), "_rescale": common.rescaler(y, [m0], shift, [bound]), "_bound": bound}
+
+    def exact_output_type(self, graph: Graph, node: Node) -> QType | None:
+        """An integer type on the output's exact grid when the operands are quantised but the output is left
+        in float (QONNX), as wide as the output's range needs (None: not exact, or too wide)."""
+        a, b = (common.typed_or_none(graph, i) for i in node.inputs[:2])
+        if a is None or b is None or a.per_channel or b.per_channel:
+            return None
+        inner = graph.shape(node.inputs[0])[-1]
+        (al, ah), (bl, bh) = common.centred_range(a), common.centred_range(b)
+        corners = [al * bl, al * bh, ah * bl, ah * bh]
+        return common.exact_type(inner * min(corners), inner * max(corners), float(a.scale) * float(b.scale))
 
     # -- C++ kernel (templates/kernels/matmul.h: linear.h's tiled core, b in the weight role) -----------
     kernel_header = "matmul.h"

@@ -198,6 +198,7 @@ class Gather(_Movement):
 class Concat(_Movement):
     name = "concat"
     onnx_types = ("Concat",)
+    forwards_exact_types = False  # requantises its parts into one type
 
     def lower(self, graph: Graph, node: Node) -> None:
         rank = len(graph.shape(node.outputs[0]))

@@ -48,6 +48,9 @@ class PatchEmbed(OpDef):
     def params(self, graph: Graph, node: Node) -> dict:
         return get("linear").params(graph, node)
 
+    def exact_output_type(self, graph: Graph, node: Node):
+        return get("linear").exact_output_type(graph, node)  # same weights and bias, im2col rows
+
     # -- C++ kernel (templates/kernels/patch_embed.h: im2col addressing around linear.h's core) --------
     kernel_header = "patch_embed.h"
 

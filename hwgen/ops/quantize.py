@@ -16,6 +16,7 @@ from hwgen.ops.base import OpDef, SimStats, register
 @register
 class Quantize(OpDef):
     name = "quantize"
+    requantises_inputs = True
 
     # -- cost model (hwgen/cost) ---------------------------------------------------------------------
     cost_groups = ('elementwise', 'memory')
