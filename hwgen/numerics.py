@@ -24,6 +24,8 @@ from enum import Enum
 
 import numpy as np
 
+from hwgen import numerics_jit
+
 __all__ = [
     "Rounding",
     "Overflow",
@@ -43,6 +45,7 @@ __all__ = [
     "rescale_sum",
     "Rescale",
     "WeightMatmul",
+    "max_abs",
     "matmul_codes",
 ]
 
@@ -100,7 +103,7 @@ def _check_width(bits: int, signed: bool) -> None:
         raise ValueError(f"{'signed' if signed else 'unsigned'} width {bits} does not fit in int64")
 
 
-def _max_abs(a: np.ndarray) -> int:
+def max_abs(a: np.ndarray) -> int:
     """max |a| as a Python int (no int64 overflow on INT64_MIN)."""
     if a.size == 0:
         return 0
@@ -189,7 +192,7 @@ def shift_round(x: np.ndarray, shift, mode: Rounding) -> np.ndarray:
     s = _as_int64(shift, "shift")
     if s.size and int(s.min()) < 0:
         ls = np.maximum(-s, 0)
-        if _max_abs(x) and _max_abs(x) << int(ls.max()) > _I64_MAX:
+        if max_abs(x) and max_abs(x) << int(ls.max()) > _I64_MAX:
             # exact check per element only when the cheap global bound fails
             xb, lb = np.broadcast_arrays(x, ls)
             for xv, lv in zip(xb.ravel().tolist(), lb.ravel().tolist()):
@@ -212,7 +215,7 @@ def _shift_right_round(x: np.ndarray, s: np.ndarray, mode: Rounding) -> np.ndarr
     """shift_round for s >= 0."""
     if s.size and int(s.max()) == 0:
         return np.broadcast_arrays(x, s)[0].copy()
-    if mode in _FAST_MODES and s.size and int(s.min()) >= 1 and int(s.max()) <= 61 and _max_abs(x) < (1 << 61):
+    if mode in _FAST_MODES and s.size and int(s.min()) >= 1 and int(s.max()) <= 61 and max_abs(x) < (1 << 61):
         # The simulator's hot path, exact without overflow in this range: floor is an arithmetic shift;
         # half up adds half first; half to even adds half - 1 plus the floor's lowest bit (a tie then
         # carries exactly when the floor is odd).
@@ -479,7 +482,7 @@ def matmul_int(a: np.ndarray, b: np.ndarray, exact_float: bool = False) -> np.nd
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError("matmul_int: operands must be at least 1-D")
     k = a.shape[-1]
-    bound = _max_abs(a) * _max_abs(b) * k
+    bound = max_abs(a) * max_abs(b) * k
     if bound < _F32_EXACT:  # int8 x int8 up to fan-in 1024: float32 is exact too, and twice as fast
         out = np.matmul(a.astype(np.float32), b.astype(np.float32))
     elif bound < _F64_EXACT:
@@ -502,45 +505,63 @@ def matmul_codes(a, a_zero_point: int, b, b_zero_point: int, bound: int) -> np.n
 
 
 class WeightMatmul:
-    """``(codes - zero_point) @ w + bias`` for a constant integer ``w`` (and ``bias``) and codes of a known
-    range, exactly, with the float copy of ``w`` made once.  ``x_bound`` bounds |codes - zero_point| (from
-    the tensor type, as the C++ accumulator width does), so the exactness check is static: float32 when every
-    partial sum stays below 2**24, float64 below 2**53, int64 otherwise.  In float the bias rides along as
-    one more row of ``w`` against a column of ones, so it costs no pass of its own.  Returns integer-valued
-    floats (or int64); ``bound`` bounds |result|."""
+    """``(codes - zero_point) @ w + bias`` for a constant integer ``w`` (and ``bias``) and codes in
+    [code_min, code_max], exactly, with the float copy of ``w`` made once.
 
-    def __init__(self, w: np.ndarray, x_bound: int, bias: np.ndarray | None = None):
+    The exactness check is static (from the tensor types, as the C++ accumulator width is): float32 when every
+    partial sum stays below 2**24, float64 below 2**53, int64 otherwise.  Calling returns integer-valued
+    floats (or int64) that still lack ``column_offset``, a per-column integer the caller adds (a Rescale
+    offset: no pass of its own); ``bound`` bounds |result|.  When the raw codes allow the same float type
+    as centred ones, the codes are multiplied as they are (a plain cast, the fastest input pass) and the
+    zero point and bias move into column_offset = bias - zero_point * sum(w); otherwise they are centred
+    first and the bias rides along as one more row of ``w`` against a column of ones."""
+
+    def __init__(self, w: np.ndarray, zero_point: int, code_min: int, code_max: int,
+                 bias: np.ndarray | None = None, allow_raw: bool = True):
         w = _as_int64(w, "w")
-        bias = None if bias is None else _as_int64(bias, "bias")
-        bias_abs = 0 if bias is None else _max_abs(bias)
-        self.bound = int(x_bound) * _max_abs(w) * (w.shape[0] if w.ndim else 1) + bias_abs
-        if self.bound < _F32_EXACT:
-            self.dtype = np.float32
-        elif self.bound < _F64_EXACT:
-            self.dtype = np.float64
-        elif self.bound <= _I64_MAX:
-            self.dtype = np.int64
+        bias = np.zeros(w.shape[-1], dtype=np.int64) if bias is None else _as_int64(bias, "bias")
+        k, w_abs = (w.shape[-2] if w.ndim >= 2 else 1), max_abs(w)
+        self.zero_point = int(zero_point)
+        centred = max(abs(code_min - self.zero_point), abs(code_max - self.zero_point)) * w_abs * k + max_abs(bias)
+        raw = max(abs(code_min), abs(code_max)) * w_abs * k
+        self.dtype = self._dtype(centred)
+        self.raw = allow_raw and w.ndim == 2 and self.dtype != np.int64 and self._dtype(raw) == self.dtype
+        if self.raw:
+            self.bound, self.column_offset = raw, bias - self.zero_point * w.sum(axis=0)
+            self.w, self.bias = w.astype(self.dtype), None
         else:
-            raise OverflowError(f"partial sums may exceed int64 (bound {self.bound})")
-        self.fold_bias = bias is not None and self.dtype != np.int64 and w.ndim == 2
-        self.bias = bias
-        self.w = (np.vstack([w, bias[None, :]]) if self.fold_bias else w).astype(self.dtype)
+            self.bound, self.column_offset = centred, np.zeros(w.shape[-1], dtype=np.int64)
+            self.fold_bias = self.dtype != np.int64 and w.ndim == 2
+            self.w = (np.vstack([w, bias[None, :]]) if self.fold_bias else w).astype(self.dtype)
+            self.bias = None if self.fold_bias else bias
 
-    def __call__(self, codes: np.ndarray, zero_point: int = 0) -> np.ndarray:
+    @staticmethod
+    def _dtype(bound: int):
+        if bound < _F32_EXACT:
+            return np.float32
+        if bound < _F64_EXACT:
+            return np.float64
+        if bound <= _I64_MAX:
+            return np.int64
+        raise OverflowError(f"partial sums may exceed int64 (bound {bound})")
+
+    def __call__(self, codes: np.ndarray) -> np.ndarray:
         codes = np.asarray(codes)
-        if self.w.ndim != 2 or codes.ndim < 2:
-            acc = np.matmul(np.subtract(codes, zero_point, dtype=self.dtype), self.w)
-            return acc + self.bias if self.bias is not None else acc
         k = codes.shape[-1]
+        if self.raw:  # one 2-D GEMM over every row: BLAS is faster on it than on a stack of small ones
+            acc = np.matmul(codes.reshape(-1, k).astype(self.dtype), self.w)
+            return acc.reshape(codes.shape[:-1] + self.w.shape[1:])
+        if self.w.ndim != 2 or codes.ndim < 2:
+            acc = np.matmul(np.subtract(codes, self.zero_point, dtype=self.dtype), self.w)
+            return acc + self.bias
         rows = codes.reshape(-1, k)
-        # one 2-D GEMM over every row: BLAS is faster on it than on a stack of small ones
         x = np.empty((rows.shape[0], k + self.fold_bias), dtype=self.dtype)
         # computed in the float type (dtype=): codes may be stored narrow (int8), where the difference would wrap
-        np.subtract(rows, zero_point, out=x[:, :k], dtype=self.dtype, casting="unsafe")
+        np.subtract(rows, self.zero_point, out=x[:, :k], dtype=self.dtype, casting="unsafe")
         if self.fold_bias:
             x[:, k] = 1
         acc = np.matmul(x, self.w)
-        if self.bias is not None and not self.fold_bias:
+        if self.bias is not None:
             acc += self.bias
         return acc.reshape(codes.shape[:-1] + self.w.shape[1:])
 
@@ -590,14 +611,16 @@ class Rescale:
         self.bounds = list(bounds) if bounds is not None else [None] * len(mults)
         smin, smax = (int(self.shift.min()), int(self.shift.max())) if self.shift.size else (0, 0)
         self._grow = max(-smin, 0)  # a negative shift multiplies by 2**-s
-        self._room = (_max_abs(self.zp) + 1) << max(smax, 0)  # adding zp and 1/2 before rounding
-        self._mult_abs = [_max_abs(m) for m in self.mults]
-        self._offset_abs = _max_abs(self.offset)
+        self._room = (max_abs(self.zp) + 1) << max(smax, 0)  # adding zp and 1/2 before rounding
+        self._mult_abs = [max_abs(m) for m in self.mults]
+        self._offset_abs = max_abs(self.offset)
         self._eligible = self.rounding in _RESCALE_FAST and -60 <= smin and smax <= 60
         if self._eligible:
             self._factors = [np.ldexp(m.astype(np.float64), -self.shift) for m in self.mults]  # exact
             self._offset_f = np.ldexp(self.offset.astype(np.float64), -self.shift) if self._offset_abs else None
         self.static_fast = self._eligible and None not in self.bounds and self._fits(self.bounds)
+        self.use_jit = self._eligible and len(mults) <= 2
+        self._jit_cz, self._jit_consts = None, {}  # c, z; the 2-D forms of factors, c, z per term shapes
 
     def _fits(self, term_bounds) -> bool:
         total = sum(int(b) * m for b, m in zip(term_bounds, self._mult_abs)) + self._offset_abs
@@ -613,7 +636,7 @@ class Rescale:
 
     def _int_path(self, terms) -> tuple[np.ndarray, int]:
         ints = [t.astype(np.int64) if np.asarray(t).dtype.kind == "f" else _as_int64(t, "term") for t in terms]
-        if sum(_max_abs(t) * ma for t, ma in zip(ints, self._mult_abs)) + self._offset_abs > _I64_MAX:
+        if sum(max_abs(t) * ma for t, ma in zip(ints, self._mult_abs)) + self._offset_abs > _I64_MAX:
             raise OverflowError("the sum of products leaves 64 bits")
         acc = None
         for t, m in zip(ints, self.mults):
@@ -625,7 +648,38 @@ class Rescale:
             return y, 0
         return overflow(y, self.bits, self.signed, self.ovf), overflow_count(y, self.bits, self.signed)
 
+    def _jit_path(self, terms, keep_float: bool):
+        """Rescale's float path compiled (numerics_jit), or None when that case is not compiled."""
+        if self.bits is not None and self.ovf is not Overflow.SAT:
+            return None
+        rnd = self.rounding is Rounding.RND_CONV
+        if self._jit_cz is None:
+            c = (0.0 if self._offset_f is None else self._offset_f) + (
+                0.0 if rnd else self.zp + (0.5 if self.rounding is Rounding.RND else 0.0))
+            self._jit_cz = (c, self.zp if rnd else 0.0)
+        c, z = self._jit_cz
+        if self.bits is None:
+            lo, hi, dtype = -np.inf, np.inf, np.float64 if keep_float else np.int64
+        else:
+            lo, hi, dtype = float(self.lo), float(self.hi), np.float64 if keep_float else self.store
+        key = tuple(np.shape(t) for t in terms)
+        if key not in self._jit_consts:  # (shape, prepared vectors) per term shapes, None when not compiled
+            try:
+                shape = np.broadcast_shapes(*key, *(np.shape(f) for f in self._factors), np.shape(c), np.shape(z))
+            except ValueError:
+                shape = ()
+            consts = numerics_jit.prepare(self._factors, c, z, shape) if shape and 0 not in shape else None
+            self._jit_consts[key] = None if consts is None else (shape, consts)
+        prepared = self._jit_consts[key]
+        if prepared is None:
+            return None
+        return numerics_jit.requant(terms, prepared[1], prepared[0], rnd, lo, hi, True, dtype)
+
     def _float_path(self, terms, keep_float: bool) -> tuple[np.ndarray, int]:
+        if self.use_jit and numerics_jit.enabled():
+            done = self._jit_path(terms, keep_float)
+            if done is not None:
+                return done
         y = None
         for t, f in zip(terms, self._factors):
             part = np.multiply(t, f, dtype=np.float64)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwgen import numerics, tables
+from hwgen import numerics, numerics_jit, tables
 from hwgen.ir import Graph, Node
 from hwgen.numerics import Rounding
 from hwgen.ops import common
@@ -135,16 +135,19 @@ class LayerNorm(OpDef):
 
     def simulate(self, graph: Graph, node: Node, inputs: list[np.ndarray], stats: SimStats) -> list[np.ndarray]:
         p = self.params(graph, node)
-        n = p["n"]
-        x = np.subtract(inputs[0], p["x_zero_point"], dtype=np.float64)  # small integers: exact
-        s1 = (x @ np.ones((n, 1))).astype(np.int64)  # a GEMV: faster than a reduction over a short last axis
-        s2 = np.einsum("...i,...i->...", x, x)[..., None].astype(np.int64)
-        c = np.multiply(x, n, out=x)
-        c -= s1  # n*x - S1, exact (|c| <= 2n * 2**bits)
-        v = np.maximum(n * s2 - s1 * s1 + p["eps_int"], 1)
-        r, e = p["rsqrt"].lookup(v)
-        z, _ = numerics.Rescale([r], tables.RSQRT_FRAC + e - NORM_FRAC, 0, None, True, Rounding.RND,
-                                numerics.Overflow.SAT)([c], keep_float=True)
+        n, zp, codes = p["n"], p["x_zero_point"], np.asarray(inputs[0])
+        rs = p["rsqrt"]
+        z = numerics_jit.layernorm_rows(codes, zp, p["eps_int"], rs.values, rs.index_bits, rs.frac - NORM_FRAC)
+        if z is None:  # the reference, in numpy
+            x = np.subtract(codes, zp, dtype=np.float64)  # small integers: exact
+            s1 = (x @ np.ones((n, 1))).astype(np.int64)  # a GEMV: faster than a reduction over a short last axis
+            s2 = np.einsum("...i,...i->...", x, x)[..., None].astype(np.int64)
+            c = np.multiply(x, n, out=x)
+            c -= s1  # n*x - S1, exact (|c| <= 2n * 2**bits)
+            v = np.maximum(n * s2 - s1 * s1 + p["eps_int"], 1)
+            r, e = rs.lookup(v)
+            z, _ = numerics.Rescale([r], rs.frac + e - NORM_FRAC, 0, None, True, Rounding.RND,
+                                    numerics.Overflow.SAT)([c], keep_float=True)
         return [common.rescale(p["_rescale"], [z], stats, node.outputs[0])]
 
 

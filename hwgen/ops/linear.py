@@ -78,10 +78,13 @@ class Linear(OpDef):
         xmax = max(abs(x.qmin - int(x.zero_point)), abs(x.qmax - int(x.zero_point)))
         bias_abs = int(np.abs(bias).max(initial=0))
         acc_bound = xmax * int(np.abs(weight).max(initial=0)) * k + bias_abs
-        matmul = numerics.WeightMatmul(weight, xmax, bias)
+        matmul = numerics.WeightMatmul(weight, int(x.zero_point), x.qmin, x.qmax, bias)
+        if numerics.max_abs(matmul.column_offset) * numerics.max_abs(np.asarray(m0)) >= 2**62:  # an offset that int64 cannot hold
+            matmul = numerics.WeightMatmul(weight, int(x.zero_point), x.qmin, x.qmax, bias, allow_raw=False)
+        rescale = common.rescaler(y, [m0], shift, [matmul.bound], offset=matmul.column_offset * m0)
         return {"weight": weight, "bias": bias, "m0": m0, "shift": shift, "x_zero_point": int(x.zero_point),
                 "acc_bits": max(int(acc_bound).bit_length() + 1, 2), "in_features": k, "out_features": n,
-                "_matmul": matmul, "_rescale": common.rescaler(y, [m0], shift, [matmul.bound])}
+                "_matmul": matmul, "_rescale": rescale}
 
     def exact_output_type(self, graph: Graph, node: Node) -> QType | None:
         """An integer type on the output's exact grid when the operands are quantised but the output is left
@@ -161,7 +164,7 @@ class Linear(OpDef):
 
     def simulate(self, graph: Graph, node: Node, inputs: list[np.ndarray], stats: SimStats) -> list[np.ndarray]:
         p = self.params(graph, node)
-        acc = p["_matmul"](inputs[0], p["x_zero_point"])  # bias included
+        acc = p["_matmul"](inputs[0])  # zero point and bias come in as the requantisation's offset
         return [common.rescale(p["_rescale"], [acc], stats, node.outputs[0])]
 
 
@@ -310,3 +313,4 @@ def _transpose_const(graph: Graph, name: str) -> str:
         qt = QType.integer(qt.bits, qt.signed, qt.scale, qt.zero_point, 1 - qt.axis, qt.rounding, qt.overflow)
     new = graph.add_const(name + "_T", np.ascontiguousarray(np.asarray(t.data).T), qt, source=t.source)
     return new.name
+

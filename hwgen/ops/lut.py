@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from hwgen import numerics
+from hwgen import numerics, numerics_jit
 from hwgen.ir import Graph, Node, QType
 from hwgen.ops import common
 from hwgen.ops.base import OpDef, SimStats, register
@@ -143,6 +143,14 @@ class Lut(OpDef):
     def simulate(self, graph: Graph, node: Node, inputs: list[np.ndarray], stats: SimStats) -> list[np.ndarray]:
         p = self.params(graph, node)
         out = graph.tensors[node.outputs[0]].qtype
+        if out.overflow is numerics.Overflow.SAT:  # compiled; the numpy below is the reference
+            lo, hi = numerics.int_range(out.bits, out.signed)
+            done = numerics_jit.lut_interp(np.asarray(inputs[0]), p["qmin"], p["table"], p["shift"], INTERP_FRAC,
+                                           out.rounding, lo, hi, numerics.storage_dtype(lo, hi))
+            if done is not None:
+                if p["shift"] and stats is not None and node.outputs[0]:  # an exact table never saturates
+                    stats.count(node.outputs[0], done[1], done[0].size)
+                return [done[0]]
         idx = np.asarray(inputs[0], dtype=np.int64) - p["qmin"]
         if p["shift"] == 0:
             return [p["table"][idx]]

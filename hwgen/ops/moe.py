@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from hwgen import numerics
+from hwgen import numerics, numerics_jit
 from hwgen.ir import Graph, Node
 from hwgen.ops import common
 from hwgen.ops.base import OpDef, SimStats, get, register
@@ -145,7 +145,7 @@ class MoE(OpDef):
         experts: list[Graph] = node.attrs["_experts"]
         k = node.attrs["k"]
         p = self.params(graph, node)
-        x = np.asarray(inputs[0], dtype=np.int64)
+        x = np.asarray(inputs[0])  # codes as stored (narrow): the experts' linears widen them
         n = x.shape[0]
         rows = x.reshape(-1, x.shape[-1])
         probs = run_rows(gate, rows, stats).astype(np.int64)  # codes come stored narrow: widen before arithmetic
@@ -159,9 +159,11 @@ class MoE(OpDef):
             if acc is None:
                 acc = np.zeros((rows.shape[0], y.shape[-1]), dtype=p["_acc_dtype"])
             weight = (chosen[hit_rows, hit_slot] - p["p_zero_point"]) * p["mults"][e]
-            contrib = np.subtract(y, p["y_zero_points"][e], dtype=acc.dtype)
-            contrib *= weight[:, None].astype(acc.dtype)
-            acc[hit_rows] += contrib  # a row picks each expert at most once: no repeated index
+            # a row picks each expert at most once: no repeated index
+            if not numerics_jit.scatter_weighted(acc, hit_rows, y, p["y_zero_points"][e], weight):
+                contrib = np.subtract(y, p["y_zero_points"][e], dtype=acc.dtype)
+                contrib *= weight[:, None].astype(acc.dtype)
+                acc[hit_rows] += contrib
         y = common.rescale(p["_rescale"], [acc], stats, node.outputs[0])
         return [y.reshape((n,) + tuple(out_t.shape))]
 

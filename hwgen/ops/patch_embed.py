@@ -88,6 +88,6 @@ class PatchEmbed(OpDef):
         gh, gw = h // kh, w // kw
         patches = x.reshape(n, one, c, gh, kh, gw, kw).transpose(0, 1, 3, 5, 2, 4, 6).reshape(n, one, gh * gw, c * kh * kw)
         p = self.params(graph, node)
-        acc = p["_matmul"](patches, p["x_zero_point"])
+        acc = p["_matmul"](patches)  # zero point and bias: the requantisation's offset
         y = common.rescale(p["_rescale"], [acc], stats, node.outputs[0])
         return [y.reshape(n, one, gh, gw, -1).transpose(0, 1, 4, 2, 3).copy()]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwgen import numerics, tables
+from hwgen import numerics, numerics_jit, tables
 from hwgen.ir import Graph, Node
 from hwgen.ops import common
 from hwgen.ops.base import OpDef, SimStats, get, register
@@ -100,13 +100,17 @@ class Softmax(OpDef):
 
     def simulate(self, graph: Graph, node: Node, inputs: list[np.ndarray], stats: SimStats) -> list[np.ndarray]:
         p = self.params(graph, node)
-        q = np.asarray(inputs[0], dtype=np.int64)
-        e = p["exp"].lookup(q.max(axis=-1, keepdims=True) - q)
-        total = e.sum(axis=-1, keepdims=True)
-        recip = (np.int64(1) << p["recip_bits"]) // total
-        # prob = (e * recip) >> (recip_bits - PROB_FRAC): e <= total, so e * recip <= 2**recip_bits
-        prob, _ = numerics.Rescale([recip], p["recip_bits"] - PROB_FRAC, 0, None, True, numerics.Rounding.TRN,
-                                   numerics.Overflow.SAT, [int(p["exp"].values.max())])([e], keep_float=True)
+        table, shift = p["exp"], p["recip_bits"] - PROB_FRAC
+        prob = numerics_jit.softmax_rows(np.asarray(inputs[0]), table.values, table.index_shift, p["recip_bits"],
+                                         shift)
+        if prob is None:  # the reference, in numpy
+            q = np.asarray(inputs[0], dtype=np.int64)
+            e = table.lookup(q.max(axis=-1, keepdims=True) - q)
+            total = e.sum(axis=-1, keepdims=True)
+            recip = (np.int64(1) << p["recip_bits"]) // total
+            # prob = (e * recip) >> (recip_bits - PROB_FRAC): e <= total, so e * recip <= 2**recip_bits
+            prob, _ = numerics.Rescale([recip], shift, 0, None, True, numerics.Rounding.TRN, numerics.Overflow.SAT,
+                                       [int(table.values.max())])([e], keep_float=True)
         return [common.rescale(p["_rescale"], [prob], stats, node.outputs[0])]
 
 
