@@ -9,8 +9,9 @@ two, as Rescale's static bound proves), element by element, so results are equal
 tests/test_sim_jit.py runs op cases and whole models both ways and compares codes and saturation counts.
 Each wrapper returns None (or False) for a case it does not cover, and the caller runs the numpy version.
 
-numba is imported on first use (it costs about half a second); without it, or with HWGEN_SIM_JIT=0, the
-numpy path runs.
+numba is imported on first use.  Without it, with HWGEN_SIM_JIT=0, or for runs too small to repay loading
+the kernels (HWGEN_SIM_JIT=auto, the default: see AUTO_MIN_WORK), the numpy versions run; HWGEN_SIM_JIT=1
+uses the kernels whatever the size.
 """
 
 from __future__ import annotations
@@ -22,171 +23,61 @@ import types
 import numpy as np
 
 _KERNELS = None  # the compiled kernels (a namespace) once built; False when numba is missing or disabled
+_SUSPENDED = 0  # > 0 inside `disabled()`
+
+# `HWGEN_SIM_JIT=auto` (the default) uses the kernels for runs of at least this many element results (the
+# sizes of every node output, times the images): loading them costs about 0.8 s once per process (a few
+# seconds the first time on a machine, when numba compiles them), which smaller runs do not win back.
+AUTO_MIN_WORK = 400_000_000
 
 
 @contextlib.contextmanager
 def disabled():
-    """Run the numpy versions inside the block (tests compare the two)."""
-    global _KERNELS
-    saved = _kernels()
-    _KERNELS = False
+    """Run the numpy versions inside the block."""
+    global _SUSPENDED
+    _SUSPENDED += 1
     try:
         yield
     finally:
-        _KERNELS = saved
+        _SUSPENDED -= 1
+
+
+def mode() -> str:
+    """'on', 'off' or 'auto', from $HWGEN_SIM_JIT (1, 0, or anything else / unset)."""
+    value = os.environ.get("HWGEN_SIM_JIT", "auto").strip().lower()
+    return {"1": "on", "on": "on", "0": "off", "off": "off"}.get(value, "auto")
+
+
+def wanted(work: int) -> bool:
+    """Whether a simulation producing `work` element results should use the compiled kernels."""
+    m = mode()
+    return m == "on" or (m == "auto" and work >= AUTO_MIN_WORK)
 
 
 def enabled() -> bool:
-    """Whether the compiled kernels are in use (numba importable and HWGEN_SIM_JIT not 0)."""
+    """Whether the compiled kernels are in use here (numba importable, HWGEN_SIM_JIT not 0, not inside
+    `disabled()`)."""
     return _kernels() is not False
 
 
 def _kernels():
     global _KERNELS
+    if _SUSPENDED or mode() == "off":
+        return False
     if _KERNELS is None:
-        _KERNELS = False
-        if os.environ.get("HWGEN_SIM_JIT", "1") != "0":
-            try:
-                _KERNELS = _compile()
-            except ImportError:
-                pass
+        try:
+            _KERNELS = _compile()
+        except ImportError:
+            _KERNELS = False
     return _KERNELS
 
 
 def _compile():
-    import numba
+    from hwgen import _jit_kernels as k
 
-    # nogil: the simulator's chunk threads run these in parallel; cache: compiled once per machine
-    jit = numba.njit(cache=True, nogil=True, fastmath=False)
-
-    @jit
-    def finish(y, c, z, use_rint, lo, hi, clip):
-        """Round y + c (floor, or rint then + z), then count and clip to [lo, hi]."""
-        if use_rint:
-            y = np.rint(y + c) + z
-        else:
-            y = np.floor(y + c)
-        if y < lo:
-            return (lo if clip else y), 1
-        if y > hi:
-            return (hi if clip else y), 1
-        return y, 0
-
-    @jit
-    def requant1(t, f, c, z, use_rint, lo, hi, clip, out):
-        rows, cols = t.shape
-        n_out = 0
-        for i in range(rows):
-            for j in range(cols):
-                y, o = finish(t[i, j] * f[j], c[j], z[j], use_rint, lo, hi, clip)
-                out[i, j] = y
-                n_out += o
-        return n_out
-
-    @jit
-    def requant2(t0, f0, t1, f1, c, z, use_rint, lo, hi, clip, out):
-        rows, cols = t0.shape
-        n_out = 0
-        for i in range(rows):
-            for j in range(cols):
-                y, o = finish(t0[i, j] * f0[j] + t1[i, j] * f1[j], c[j], z[j], use_rint, lo, hi, clip)
-                out[i, j] = y
-                n_out += o
-        return n_out
-
-    @jit
-    def requant1_rows(t, f, c, z, use_rint, lo, hi, clip, out):
-        rows, cols = t.shape
-        n_out = 0
-        for i in range(rows):
-            fi, ci, zi = f[i], c[i], z[i]
-            for j in range(cols):
-                y, o = finish(t[i, j] * fi, ci, zi, use_rint, lo, hi, clip)
-                out[i, j] = y
-                n_out += o
-        return n_out
-
-    @jit
-    def layernorm_rows(codes, zero_point, eps_int, table, index_bits, frac_shift, out):
-        rows, n = codes.shape
-        base = 1 << (index_bits - 2)
-        for i in range(rows):
-            s1, s2 = 0, 0
-            for j in range(n):
-                d = np.int64(codes[i, j]) - zero_point
-                s1 += d
-                s2 += d * d
-            v = max(n * s2 - s1 * s1 + eps_int, 1)
-            bits, rest = 0, v
-            while rest > 0:
-                rest >>= 1
-                bits += 1
-            k2 = bits - index_bits
-            k2 += k2 & 1  # even: v = m * 4**(k2/2)
-            m = v >> k2 if k2 >= 0 else v << -k2
-            r = np.int64(table[m - base])
-            sh = frac_shift + k2 // 2
-            half = (np.int64(1) << (sh - 1)) if sh > 0 else np.int64(0)
-            for j in range(n):
-                p = (n * (np.int64(codes[i, j]) - zero_point) - s1) * r
-                out[i, j] = (p + half) >> sh if sh >= 0 else p << -sh
-
-    @jit
-    def softmax_rows(codes, table, index_shift, recip_bits, prob_shift, out):
-        rows, n = codes.shape
-        last = table.shape[0] - 1
-        e = np.empty(n, dtype=np.int64)
-        for i in range(rows):
-            top = np.int64(codes[i, 0])
-            for j in range(1, n):
-                top = max(top, np.int64(codes[i, j]))
-            total = 0
-            for j in range(n):
-                idx = (top - np.int64(codes[i, j])) >> index_shift
-                e[j] = table[min(idx, last)]
-                total += e[j]
-            recip = (np.int64(1) << recip_bits) // total
-            for j in range(n):
-                out[i, j] = (e[j] * recip) >> prob_shift
-
-    @jit
-    def scatter_weighted(acc, rows, y, zero_point, weight):
-        for i in range(rows.shape[0]):
-            r, w = rows[i], weight[i]
-            for j in range(y.shape[1]):
-                acc[r, j] += (y[i, j] - zero_point) * w
-
-    @jit
-    def lut_interp(codes, qmin, table, shift, frac, mode, lo, hi, out):
-        mask, half, last = (1 << shift) - 1, np.int64(1) << (frac - 1), table.shape[0] - 1
-        n_out = 0
-        for k in range(codes.shape[0]):
-            idx = np.int64(codes[k]) - qmin
-            i = idx >> shift
-            if idx < 0 or i > last or (shift and i == last):
-                return -1  # outside the table: the numpy version raises
-            if shift == 0:  # an exact table: its entries are codes of the output already
-                out[k] = table[idx]
-                continue
-            a = np.int64(table[i])
-            y = a + (((np.int64(table[i + 1]) - a) * (idx & mask)) >> shift)
-            q = y >> frac  # TRN
-            if mode == 1:  # RND
-                q = (y + half) >> frac
-            elif mode == 2:  # RND_CONV
-                r = y - (q << frac)
-                if r > half or (r == half and (q & 1) == 1):
-                    q += 1
-            if q < lo:
-                q, n_out = lo, n_out + 1
-            elif q > hi:
-                q, n_out = hi, n_out + 1
-            out[k] = q
-        return n_out
-
-    return types.SimpleNamespace(requant1=requant1, requant2=requant2, requant1_rows=requant1_rows,
-                                 layernorm_rows=layernorm_rows, softmax_rows=softmax_rows,
-                                 scatter_weighted=scatter_weighted, lut_interp=lut_interp)
+    return types.SimpleNamespace(requant1=k.requant1, requant2=k.requant2, requant1_rows=k.requant1_rows,
+                                 layernorm_rows=k.layernorm_rows, softmax_rows=k.softmax_rows,
+                                 scatter_weighted=k.scatter_weighted, lut_interp=k.lut_interp)
 
 
 def _rows_of(codes: np.ndarray, max_itemsize: int) -> np.ndarray | None:
@@ -202,9 +93,15 @@ def layernorm_rows(codes: np.ndarray, zero_point: int, eps_int: int, table: np.n
     S1 = sum x, S2 = sum x*x, (r, e) = the rsqrt table's value for max(n*S2 - S1**2 + eps_int, 1)
     (tables.RsqrtTable.lookup), computed per row in int64 (integer-valued float64 result, as
     hwgen/ops/layernorm.py's numpy version, which is the reference).  None when not compiled: codes over
-    16 bits or rows over 2**16 elements (where the int64 products are not proven to fit)."""
+    16 bits, or where the bound below does not prove the kernel's float64 arithmetic exact)."""
     rows = _rows_of(codes, 2)
-    if rows is None or codes.shape[-1] >= 1 << 16:
+    if rows is None:
+        return None
+    n, info = codes.shape[-1], np.iinfo(codes.dtype)
+    code_abs, zp_abs = max(-int(info.min), int(info.max)), abs(int(zero_point))
+    # |code * n*r| + |(n*zp + S1) * r| + 2**(sh-1), with sh <= frac_shift + 32 (v < 2**64)
+    bound = (n * code_abs + n * zp_abs + n * (code_abs + zp_abs)) * int(table.max()) + (1 << (frac_shift + 32))
+    if bound >= 1 << 53:
         return None
     out = np.empty(rows.shape, dtype=np.float64)
     _kernels().layernorm_rows(rows, np.int64(zero_point), np.int64(eps_int), table, index_bits, frac_shift, out)
@@ -216,9 +113,10 @@ def softmax_rows(codes: np.ndarray, table: np.ndarray, index_shift: int, recip_b
     """Softmax's probabilities floor(e * floor(2**recip_bits / sum e) / 2**prob_shift) per row, e = the exp
     table's entries at min((row max - code) >> index_shift, last) (tables.ExpTable.lookup), in int64
     (integer-valued float64 result, as hwgen/ops/softmax.py's numpy version, which is the reference).
-    None when not compiled (codes over 32 bits, recip_bits over 62)."""
+    None when not compiled (codes over 32 bits, recip_bits over 52: e * recip <= 2**recip_bits must be exact
+    in float64)."""
     rows = _rows_of(codes, 4)
-    if rows is None or recip_bits > 62 or codes.shape[-1] == 0:
+    if rows is None or recip_bits > 52 or codes.shape[-1] == 0:
         return None
     out = np.empty(rows.shape, dtype=np.float64)
     _kernels().softmax_rows(rows, table, index_shift, recip_bits, prob_shift, out)

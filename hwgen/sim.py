@@ -5,12 +5,14 @@ graph outputs (codes), optionally every intermediate tensor, and saturation coun
 
 from __future__ import annotations
 
+import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from hwgen import numerics_jit
 from hwgen.errors import HwgenError
 from hwgen.ir import Graph
 from hwgen.ir.graph import subgraphs, walk
@@ -70,7 +72,8 @@ def run(graph: Graph, x, keep: bool = False, batch_size: int | None = None, work
         batch_size = max(min(batch_size, MIN_CHUNK), -(-n // workers))
     starts = range(0, n, batch_size)
     parts = [{k: v[i:i + batch_size] for k, v in feeds.items()} for i in starts]
-    with _single_threaded_blas():
+    compiled = numerics_jit.wanted(n * _elements_per_image(graph))
+    with _single_threaded_blas(), contextlib.nullcontext() if compiled else numerics_jit.disabled():
         if workers > 1 and len(parts) > 1:
             with ThreadPoolExecutor(min(workers, len(parts))) as pool:
                 chunks = list(pool.map(lambda part: _run_chunk(graph, part, keep, SimStats()), parts))
@@ -168,6 +171,11 @@ def _cached(graph: Graph, key: str, compute):
     value = compute()
     graph.meta.setdefault("_sim_cache", {})[key] = (sig, value)
     return value
+
+
+def _elements_per_image(graph: Graph) -> int:
+    """Elements of every node output for one image: the simulator's work, roughly."""
+    return _cached(graph, "elements", lambda: sum(graph.tensors[o].size for nd in graph.nodes for o in nd.outputs if o))
 
 
 def _last_uses(graph: Graph) -> dict[int, list[str]]:

@@ -110,10 +110,12 @@ def test_op_cases_compiled_equal_numpy(op_cases):
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_models_compiled_equal_numpy(model):
+def test_models_compiled_equal_numpy(model, monkeypatch):
+    monkeypatch.setenv("HWGEN_SIM_JIT", "1")  # a small run: `auto` would take the numpy versions
     path = ROOT / "models" / "onnx" / model
     graph = load_graph(str(path))
     x = np.load(ROOT / "models" / "data" / "digits_test_x.npy")[:40].astype(np.float32)
+    assert numerics_jit.mode() == "on"
     got = sim.run(graph, x, keep=True, workers=1)
     with numerics_jit.disabled():
         ref = sim.run(load_graph(str(path)), x, keep=True, workers=1)
@@ -160,3 +162,16 @@ def test_rescale_compiled_equal_numpy(rounding, case):
         assert _same(got, ref) and n_got == n_ref
         if bits is not None:
             assert n_ref > 0  # saturation happens and is counted the same
+
+
+def test_auto_mode_uses_the_kernels_only_for_large_runs(monkeypatch):
+    monkeypatch.delenv("HWGEN_SIM_JIT", raising=False)
+    assert numerics_jit.mode() == "auto"
+    assert not numerics_jit.wanted(numerics_jit.AUTO_MIN_WORK - 1) and numerics_jit.wanted(numerics_jit.AUTO_MIN_WORK)
+    monkeypatch.setenv("HWGEN_SIM_JIT", "0")
+    assert not numerics_jit.wanted(10**12) and not numerics_jit.enabled()
+    monkeypatch.setenv("HWGEN_SIM_JIT", "1")
+    assert numerics_jit.wanted(1) and numerics_jit.enabled()
+    with numerics_jit.disabled():
+        assert not numerics_jit.enabled()
+    assert numerics_jit.enabled()

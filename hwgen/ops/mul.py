@@ -98,10 +98,17 @@ class Mul(OpDef):
         if np.ndim(scale) == 0:
             scale = float(scale)
         m0, shift = common.requant_params(scale, out)
-        return {"zero_points": operands, "sign": sign, "_rescale": common.rescaler(out, [sign * m0], shift)}
+        params = {"zero_points": operands, "sign": sign, "_rescale": common.rescaler(out, [sign * m0], shift)}
+        consts = [graph.tensors[name].is_const for name in node.inputs]
+        if len(consts) == 2 and consts.count(True) == 1:
+            params["_by_const"] = _by_const(graph, node, consts.index(True), operands, sign * m0, shift, out)
+        return params
 
     def simulate(self, graph: Graph, node: Node, inputs: list[np.ndarray], stats: SimStats) -> list[np.ndarray]:
         p = self.params(graph, node)
+        if "_by_const" in p:  # (x - zx) * c * m as x * (c*m) - zx * c * m: one pass, no centred copy
+            i, rescale = p["_by_const"]
+            return [common.rescale(rescale, [inputs[1 - i]], stats, node.outputs[0])]
         prod = None
         for name, x, z in zip(node.inputs, inputs, p["zero_points"]):
             c = np.asarray(x, dtype=np.int64) - z
@@ -164,3 +171,14 @@ class Mul(OpDef):
         else:
             call = f"hwgen::mul<cfg>({args[0]}, {args[1]}, out0, za, zb, m0, sh);"
         return decls, call
+
+
+def _by_const(graph: Graph, node: Node, const_index: int, zero_points: list, mult, shift, out):
+    """(index of the constant operand, the requantisation of x * constant with the constant's centred codes
+    and x's zero point folded into the multipliers and the offset)."""
+    x = graph.tensors[node.inputs[1 - const_index]].qtype
+    c = np.asarray(graph.tensors[node.inputs[const_index]].data, dtype=np.int64) - np.asarray(
+        zero_points[const_index], dtype=np.int64)
+    mults = c * np.asarray(mult, dtype=np.int64)
+    offset = -np.asarray(zero_points[1 - const_index], dtype=np.int64) * mults
+    return const_index, common.rescaler(out, [mults], shift, [max(abs(x.qmin), abs(x.qmax))], offset)
