@@ -1,4 +1,4 @@
-"""Simulator vs onnxruntime on every bundled model over the whole digits test split (the README table).
+"""Simulator vs onnxruntime on every bundled digits model over the whole test split (the README table).
 
     python bench/accuracy_table.py
 """
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hwgen import bundled
 from hwgen.compare import compare
 from hwgen.frontend import load_graph
 from hwgen.reference import run_onnxruntime
@@ -16,11 +17,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    x = np.load(ROOT / "models/data/digits_test_x.npy")
-    y = np.load(ROOT / "models/data/digits_test_y.npy")
     rows = []
     print(f"{'model':34s} {'float':>7s} {'ORT':>7s} {'sim':>7s} {'agree':>7s} {'linear <=1 LSB (worst)':>24s}")
-    for path in sorted((ROOT / "models/onnx").glob("*vit_digits*.onnx")):
+    paths = sorted((ROOT / "models/onnx").glob("*vit_digits*.onnx")) + sorted((ROOT / "models/onnx").glob("bert_digits*.onnx"))
+    for path in paths:
+        x, y = bundled.digits_test_inputs(path)  # images, or token ids for the BERT-style model
         graph = load_graph(path)
         r = compare(graph, path, x, y, layers=True)
         stem = path.name.split(".")[0]

@@ -69,12 +69,21 @@ def _inputs(graph, model: Path, input_path: str | None, labels_path: str | None,
 
     labels = None
     if input_path is None and bundled.is_digits_model(model):
-        xp, yp = bundled.digits_test()
-        input_path, labels_path = str(xp), labels_path or str(yp)
-        console.print(f"[dim]no input given: using the bundled digits test split ({xp.name})[/dim]")
+        x, labels = bundled.digits_test_inputs(model)
+        if labels_path:
+            labels = np.load(labels_path)
+        what = "sentences of token ids" if bundled.is_token_model(model) else "images"
+        console.print(f"[dim]no input given: using the bundled digits test split ({what})[/dim]")
+        return x[:limit] if limit else x, labels[:limit] if limit else labels
     if input_path is None:
-        shape = graph.tensors[graph.inputs[0]].shape
         n = limit or 8
+        if any(not graph.tensors[i].qtype.is_float for i in graph.inputs):
+            from hwgen.codegen.tbdata import SEED, random_inputs
+
+            console.print(f"[dim]no input given: using {n} pseudo-random inputs (seed {SEED}) within the input's "
+                          f"range[/dim]")
+            return random_inputs(graph, n), None
+        shape = graph.tensors[graph.inputs[0]].shape
         x = np.random.default_rng(0).standard_normal((n,) + tuple(shape[1:] if shape and shape[0] == 1 else shape))
         console.print(f"[dim]no input given: using {n} random normal inputs (seed 0)[/dim]")
         return x.astype(np.float32), None
@@ -89,7 +98,7 @@ def _inputs(graph, model: Path, input_path: str | None, labels_path: str | None,
         labels = labels[:limit] if labels is not None else None
     if labels is not None and len(labels) != len(x):
         raise HwgenError(f"{len(labels)} labels for {len(x)} inputs", file=labels_path)
-    return np.asarray(x, dtype=np.float32), labels
+    return np.asarray(x, dtype=np.float32 if np.issubdtype(x.dtype, np.floating) else np.int64), labels
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

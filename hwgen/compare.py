@@ -64,6 +64,10 @@ def reference_tensors(graph: Graph, source, x: np.ndarray) -> dict[str, np.ndarr
             out[t.name] = _codes_of(t.qtype, v.reshape((n,) + tuple(t.shape)))
         except ValueError:
             continue
+    for name in graph.inputs:  # integer inputs (token ids) are their own codes
+        t = graph.tensors[name]
+        if not t.qtype.is_float and len(graph.inputs) == 1:
+            out[name] = np.asarray(x, dtype=np.int64).reshape((n,) + tuple(t.shape))
     return out
 
 

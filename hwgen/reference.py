@@ -52,7 +52,7 @@ def run_onnxruntime(source: str | os.PathLike | onnx.ModelProto, x: np.ndarray,
     static_batch = dims[0].HasField("dim_value") and dims[0].dim_value > 0
     shape = [d.dim_value for d in dims]
     sess = _session(model)
-    x = np.asarray(x, dtype=np.float32)
+    x = np.asarray(x, dtype=onnx.helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type or onnx.TensorProto.FLOAT))
     if x.shape[1:] != tuple(shape[1:]):
         x = x.reshape((-1,) + tuple(shape[1:]))
     results: dict[str, list] = {o: [] for o in outputs}

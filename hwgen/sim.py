@@ -53,8 +53,22 @@ def prepare_inputs(graph: Graph, x) -> dict[str, np.ndarray]:
         else:
             raise HwgenError(f"input '{name}' has shape {list(arr.shape)}; the model expects {list(shape)} "
                              "(optionally with a leading batch of images)")
-        feeds[name] = arr
+        feeds[name] = _as_input_codes(graph, name, arr)
     return feeds
+
+
+def _as_input_codes(graph: Graph, name: str, arr: np.ndarray) -> np.ndarray:
+    """Float inputs as given (their quantize node converts them); integer inputs (token ids) must hold
+    whole numbers, and become int64."""
+    qt = graph.tensors[name].qtype
+    if qt is None or qt.is_float:
+        return arr
+    if not np.issubdtype(arr.dtype, np.integer):
+        as_int = np.rint(arr)
+        if not np.all(np.isfinite(arr)) or np.any(as_int != arr):
+            raise HwgenError(f"input '{name}' takes integers (e.g. token ids); got non-integer values")
+        arr = as_int
+    return arr.astype(np.int64)
 
 
 def run(graph: Graph, x, keep: bool = False, batch_size: int | None = None, workers: int | None = None) -> SimResult:

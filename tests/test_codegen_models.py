@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hwgen import bundled
 from hwgen.codegen.csim import run_csim
 from hwgen.codegen.project import generate, write_project
 from hwgen.design import AttentionKnobs, Design, ElementwiseKnobs, LinearKnobs
@@ -35,6 +36,7 @@ VIT = "vit_digits.qdq.dynamo.onnx"
 MOE = "moe_vit_digits.qdq.dynamo.onnx"
 VIT_LEGACY = "vit_digits.qdq.legacy.onnx"
 MOE_LEGACY = "moe_vit_digits.qdq.legacy.onnx"
+BERT = "bert_digits.qdq.legacy.onnx"
 
 
 def design_a(graph) -> Design:
@@ -66,6 +68,7 @@ CASES = {
     "moe-b": (MOE, design_b),
     "vit_legacy-b": (VIT_LEGACY, design_b),
     "moe_legacy-a": (MOE_LEGACY, design_a),
+    "bert-b": (BERT, design_b),
 }
 
 
@@ -75,8 +78,9 @@ def graphs():
 
 
 @pytest.fixture(scope="module")
-def images(digits_test):
-    return digits_test[0][:N_IMAGES]
+def images():
+    """{model: its first N_IMAGES test inputs} (images, or token ids for the BERT-style model)."""
+    return {m: bundled.digits_test_inputs(ONNX / m)[0][:N_IMAGES] for m in {m for m, _ in CASES.values()}}
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +93,7 @@ def csim_results(graphs, images, tmp_path_factory):
         out = root / case
         try:
             write_project(graphs[model], make(graphs[model]), out, str(ONNX / model))
-            return out, run_csim(out, images)
+            return out, run_csim(out, images[model])
         except Exception as exc:  # reported by the case's own test
             return out, exc
 

@@ -75,7 +75,10 @@ def _small_graphs() -> list:
 
 
 def _all_nodes():
-    for graph in (digits("moe_vit_digits"), digits("vit_digits"), *_small_graphs()):
+    from hwgen.frontend import load_graph
+
+    bert = load_graph(ONNX / "bert_digits.qdq.legacy.onnx")
+    for graph in (digits("moe_vit_digits"), digits("vit_digits"), bert, *_small_graphs()):
         yield graph
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwgen import numerics, numerics_jit, sim
+from hwgen import bundled, numerics, numerics_jit, sim
 from hwgen.frontend import load_graph
 from hwgen.numerics import Overflow, Rounding
 from hwgen.ops import get
@@ -30,7 +30,7 @@ import test_kernels_nonlinear as nonlinear_cases  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["moe_vit_digits.qdq.dynamo.onnx", "vit_digits.qdq_u8.dynamo.onnx", "vit_digits.qonnx.onnx",
-          "qkeras_digits.qonnx.onnx"]
+          "qkeras_digits.qonnx.onnx", "bert_digits.qdq.legacy.onnx"]
 
 
 def _narrow_simulate(graph, node, feeds, stats):
@@ -114,7 +114,7 @@ def test_models_compiled_equal_numpy(model, monkeypatch):
     monkeypatch.setenv("HWGEN_SIM_JIT", "1")  # a small run: `auto` would take the numpy versions
     path = ROOT / "models" / "onnx" / model
     graph = load_graph(str(path))
-    x = np.load(ROOT / "models" / "data" / "digits_test_x.npy")[:40].astype(np.float32)
+    x = bundled.digits_test_inputs(path)[0][:40]
     assert numerics_jit.mode() == "on"
     got = sim.run(graph, x, keep=True, workers=1)
     with numerics_jit.disabled():

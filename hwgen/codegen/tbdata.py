@@ -99,8 +99,9 @@ def random_inputs(graph: Graph, n: int, seed: int = SEED):
                 out[name] = np.clip(rng.standard_normal(shape), lo, hi).astype(np.float32)
             else:
                 out[name] = rng.uniform(lo, hi, shape).astype(np.float32)
-        else:
-            out[name] = rng.integers(q.qmin, q.qmax, shape, endpoint=True, dtype=np.int64)
+        else:  # token ids stop at the table's last row
+            hi = min(q.qmax, graph.meta.get("id_limits", {}).get(name, q.qmax))
+            out[name] = rng.integers(q.qmin, hi, shape, endpoint=True, dtype=np.int64)
     return out[graph.inputs[0]] if len(graph.inputs) == 1 else out
 
 
@@ -131,7 +132,7 @@ def choose_inputs(graph: Graph, n: int, input_path: str | None = None, model_pat
         x = np.asarray(x[:n], dtype=np.float32 if floats else np.int64)
         what = f"{len(x)} input(s) of {Path(input_path).name}"
     elif model_path is not None and bundled.is_digits_model(Path(model_path)):
-        x = np.load(bundled.digits_test()[0])[:n].astype(np.float32)
+        x = bundled.digits_test_inputs(Path(model_path))[0][:n]
         what = f"the bundled digits test split (first {len(x)})"
     else:
         x = random_inputs(graph, n)

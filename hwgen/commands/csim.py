@@ -25,8 +25,12 @@ def project_inputs(out: Path, graph, manifest: dict, input_path: str | None, lim
         return np.asarray(x[:limit], dtype=np.float32), input_path
     report = json.loads((out / "hwgen_report.json").read_text())
     if "digits" in report.get("model", ""):
-        xp, _ = bundled.digits_test()
-        return np.load(xp)[:limit].astype(np.float32), f"the bundled digits test split (first {limit})"
+        x = bundled.digits_test_inputs(Path(bundled.ONNX / Path(report["model"]).name))[0]
+        return x[:limit], f"the bundled digits test split (first {limit})"
+    if any(not graph.tensors[i].qtype.is_float for i in graph.inputs):
+        from hwgen.codegen.tbdata import SEED, random_inputs
+
+        return random_inputs(graph, limit), f"{limit} pseudo-random inputs (seed {SEED}) within the input's range"
     shape = graph.tensors[graph.inputs[0]].shape
     x = np.random.default_rng(0).standard_normal((limit,) + tuple(shape[1:] if shape and shape[0] == 1 else shape))
     return x.astype(np.float32), f"{limit} random normal inputs (seed 0)"

@@ -8,7 +8,7 @@ import numpy as np
 
 from hwgen.ir import Graph, Node
 from hwgen.ops import common
-from hwgen.ops.base import OpDef, SimStats, batch_axis, register
+from hwgen.ops.base import OpDef, SimStats, batch_axis, get, register
 
 
 def _strides(shape) -> list[int]:
@@ -163,7 +163,7 @@ class Gather(_Movement):
     def lower(self, graph: Graph, node: Node) -> None:
         idx = graph.const(node.inputs[1])
         if idx is None:
-            raise self.unsupported(node, "Gather with non-constant indices")
+            return get("embedding").lower(graph, node)  # a table read by token ids
         shape = graph.shape(node.inputs[0])
         axis = int(node.attrs.get("axis", 0))
         axis = axis + len(shape) if axis < 0 else axis

@@ -752,6 +752,22 @@ def _structure(w: _Writer) -> None:
     m = model([helper.make_node("Gather", ["x", "idx"], ["y"], axis=2, name="oob_gather")], [vi("x", [1, 4, 8])], [vi("y", [1, 4, 2])],
               [const("idx", [3, 1000], np.int64)])
     w.add("structure", "any", m, locate=["oob_gather", "Gather"], note="out-of-range constant indices")
+    table = rng(7).normal(0, 1, (6, 4, 2)).astype(np.float32)
+    m = model([helper.make_node("Gather", ["table", "ids"], ["y"], axis=0, name="emb_3d")], [vi("ids", [1, 5], T.INT64)],
+              [vi("y", [1, 5, 4, 2])], [const("table", table)])
+    w.add("structure", "error", m, locate=["emb_3d", "Gather"], note="token ids into a 3-D table")
+    m = model([helper.make_node("Gather", ["table", "ids"], ["y"], axis=1, name="emb_axis1")], [vi("ids", [1, 5], T.INT64)],
+              [vi("y", [4, 1, 5])], [const("table", table[:, :, 0].T.copy())])
+    w.add("structure", "error", m, locate=["emb_axis1", "Gather"], note="token ids along the table's columns")
+    m = model([helper.make_node("Gather", ["table", "ids"], ["e"], axis=0, name="emb_shared"),
+               helper.make_node("Cast", ["ids"], ["f"], to=T.FLOAT, name="ids_as_data"),
+               helper.make_node("Unsqueeze", ["f", "ax"], ["fu"], name="unsq"),
+               helper.make_node("Add", ["e", "fu"], ["y"], name="add")],
+              [vi("ids", [1, 5], T.INT64)], [vi("y", [1, 5, 4])], [const("table", table[:, :, 0]), const("ax", [2], np.int64)])
+    w.add("structure", "error", m, locate=["emb_shared", "Gather"], note="token ids read as data too")
+    m = model([helper.make_node("Gather", ["x", "ids"], ["y"], axis=0, name="emb_of_input")],
+              [vi("x", [6, 4]), vi("ids", [1, 5], T.INT64)], [vi("y", [1, 5, 4])])
+    w.add("structure", "error", m, locate=["emb_of_input", "Gather"], note="a lookup into a table the host sends")
     m = model([helper.make_node("Split", ["x", "sp"], ["a", "b"], axis=2, name="bad_split"),
                helper.make_node("Add", ["a", "b"], ["y"], name="add")],
               [vi("x", [1, 4, 8])], [vu("y", 3)], [const("sp", [10, -2], np.int64)])
