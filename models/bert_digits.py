@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import re
 import sys
 import time
 from pathlib import Path
@@ -33,13 +32,12 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from build_digits_models import CKPT, DATA, ONNX_DIR, fix_ir, load_data  # noqa: E402
 from digits_vit import MLP, SeparateQKVAttention  # noqa: E402
+from readme_sections import write_section  # noqa: E402
 
 from hwgen.bundled import CLS_TOKEN, VOCAB, digits_tokens  # noqa: E402
 
 NAME = "bert_digits"
 SEQ = 65
-README_BEGIN = "<!-- bert_digits: begin (written by models/bert_digits.py) -->"
-README_END = "<!-- bert_digits: end -->"
 
 
 class EncoderLayer(nn.Module):
@@ -204,14 +202,7 @@ per-tensor (onnxruntime quantises the table and shares its scale with the Gather
 
 Rebuild: `.venv/bin/python models/bert_digits.py [--retrain]`.
 """
-    readme = HERE / "README.md"
-    old = readme.read_text()
-    block = f"{README_BEGIN}\n{text.rstrip()}\n{README_END}\n"
-    if README_BEGIN in old and README_END in old:
-        new = re.sub(re.escape(README_BEGIN) + r".*?" + re.escape(README_END) + r"\n?", lambda _: block, old, flags=re.S)
-    else:
-        new = old.rstrip("\n") + "\n\n" + block
-    readme.write_text(new)
+    write_section(NAME, text)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -46,8 +45,6 @@ sys.path.insert(0, str(ROOT))
 D, HEADS, DH, MLP, TOKENS = 16, 2, 8, 32, 16
 Q_SCALE = 1 / 16        # attention temperature, applied to q (a power of two: exact in any fixed-point type)
 NAME = "qkeras_digits"
-README_BEGIN = "<!-- qkeras_digits: begin (written by models/qkeras_digits.py) -->"
-README_END = "<!-- qkeras_digits: end -->"
 
 
 # --------------------------------------------------------------------------- data
@@ -150,14 +147,9 @@ def hwgen_simulate(path: Path, xte_path: Path, yte_path: Path) -> dict | None:
 
 def update_readme(text: str) -> None:
     """Replace (or append) this script's section of models/README.md; the rest is someone else's."""
-    readme = HERE / "README.md"
-    old = readme.read_text() if readme.exists() else ""
-    block = f"{README_BEGIN}\n{text.rstrip()}\n{README_END}\n"
-    if README_BEGIN in old and README_END in old:
-        new = re.sub(re.escape(README_BEGIN) + r".*?" + re.escape(README_END) + r"\n?", lambda _: block, old, flags=re.S)
-    else:
-        new = old.rstrip("\n") + "\n\n" + block
-    readme.write_text(new)
+    from readme_sections import write_section
+
+    write_section(NAME, text)
 
 
 def readme_text(r: dict) -> str:
