@@ -67,8 +67,9 @@ class Embedding(OpDef):
             return {"table": codes, "row_saturations": np.zeros(len(codes), dtype=np.int64)}
         centred = common.centered(codes, t.qtype, axis=1)
         table = common.to_type(centred, t.qtype.scale, out)
-        wide = dataclasses.replace(out, bits=out.bits + 24,
-                                   int_bits=None if out.int_bits is None else out.int_bits + 24)
+        extra = max(0, min(24, 62 - out.bits))  # the same grid, wide enough that nothing clips (int64 codes)
+        wide = dataclasses.replace(out, bits=out.bits + extra,
+                                   int_bits=None if out.int_bits is None else out.int_bits + extra)
         unsaturated = common.to_type(centred, t.qtype.scale, wide)
         return {"table": table, "row_saturations": np.sum(table != unsaturated, axis=1)}
 
